@@ -1,0 +1,56 @@
+# Dalal: two commands. `make run` starts the desk, `make test` checks it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+VPY       := $(VENV)/bin/python
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+
+# The first Python 3.12+ found: python3.13, python3.12, python3, then pyenv's installed versions.
+PYTHON ?= $(shell bash scripts/find-python.sh)
+
+.PHONY: help run test lint typecheck pytest install install-dev bench clean
+
+help:
+	@echo "make run    - install into .venv, create .env and the databases, start the desk"
+	@echo "make test   - install, then ruff, mypy and the whole test suite"
+	@echo "make bench  - run the benchmarks in bench/"
+
+$(VENV)/bin/python:
+	@if [ -z "$(PYTHON)" ]; then bash scripts/find-python.sh --explain; exit 1; fi
+	@echo "Creating $(VENV) with $(PYTHON)"
+	"$(PYTHON)" -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): requirements.txt | $(VENV)/bin/python
+	$(VPY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(STAMP_DEV): requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(VPY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@ $(STAMP_RUN)
+
+install: $(STAMP_RUN)
+install-dev: $(STAMP_DEV)
+
+run: install
+	$(VPY) app.py serve
+
+lint: install-dev
+	$(VPY) -m ruff check .
+	$(VPY) -m ruff format --check .
+
+typecheck: install-dev
+	$(VPY) -m mypy
+
+pytest: install-dev
+	$(VPY) -m pytest
+
+test: lint typecheck pytest
+
+bench: install-dev
+	$(VPY) bench/bench_apikey.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,107 @@
+"""Headless administration: `flask --app app user|apikey|db ...`, honouring the same settings.
+
+Errors exit with status 1 and a one-line message on standard error; secrets are never echoed
+except the new API key, which `apikey create` prints alone on the last line of standard output.
+"""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from blueprints import desk
+from services.errors import DalalError
+
+user_cli = AppGroup("user", help="Create users and reset passwords.")
+apikey_cli = AppGroup("apikey", help="Create, regenerate and revoke API keys.")
+db_cli = AppGroup("db", help="Database schema migrations.")
+
+
+def _fail(error: DalalError) -> click.ClickException:
+    return click.ClickException(error.message)
+
+
+@user_cli.command("create")
+@click.argument("username")
+@click.option("--email", required=True, help="The user's email address.")
+@click.option("--password", required=True, help="At least 10 characters, mixed.")
+@click.option("--admin", is_flag=True, help="Give the user administrator rights.")
+def create_user(username: str, email: str, password: str, admin: bool) -> None:
+    """Create a user (fails if the name is taken or the password is weak)."""
+    try:
+        view = desk().accounts.create_user(username, email, password, is_admin=admin)
+    except DalalError as e:
+        raise _fail(e) from None
+    role = "admin" if view.is_admin else "user"
+    click.echo(f"Created {role} {view.username}.")
+
+
+@user_cli.command("reset-password")
+@click.argument("username")
+@click.option("--password", required=True, help="The new password.")
+def reset_password(username: str, password: str) -> None:
+    """Set a new password; the user's open sessions end."""
+    try:
+        view = desk().accounts.reset_password(username, password)
+    except DalalError as e:
+        raise _fail(e) from None
+    click.echo(f"Password of {view.username} reset; their sessions have ended.")
+
+
+@apikey_cli.command("create")
+@click.argument("username")
+def create_key(username: str) -> None:
+    """Create or regenerate USERNAME's key; prints it alone on the last line."""
+    try:
+        view = desk().accounts.get_by_username(username)
+        had_key = desk().api_keys.info(view.id) is not None
+        key = desk().api_keys.create(view.id)
+    except DalalError as e:
+        raise _fail(e) from None
+    verb = "Regenerated (the old key no longer works)" if had_key else "Created"
+    click.echo(f"{verb} API key for {view.username}. It is shown only now:")
+    click.echo(key)
+
+
+@apikey_cli.command("revoke")
+@click.argument("username")
+def revoke_key(username: str) -> None:
+    """Revoke USERNAME's key; programs using it are refused from now on."""
+    try:
+        view = desk().accounts.get_by_username(username)
+    except DalalError as e:
+        raise _fail(e) from None
+    if desk().api_keys.revoke(view.id):
+        click.echo(f"Revoked the API key of {view.username}.")
+    else:
+        raise click.ClickException(f"{view.username} has no API key to revoke.")
+
+
+@db_cli.command("upgrade")
+def upgrade() -> None:
+    """Bring all four databases to the newest schema."""
+    from database.migrate import upgrade_all
+
+    upgrade_all(desk().settings)
+    click.echo("All databases are at their newest schema.")
+
+
+@db_cli.command("revision")
+@click.argument("database", type=click.Choice(["main", "sandbox", "latency", "logs"]))
+@click.argument("message")
+def revision(database: str, message: str) -> None:
+    """Autogenerate a migration for DATABASE from the models (review it before committing)."""
+    from alembic import command
+
+    from database.engine import DatabaseName
+    from database.migrate import alembic_config
+
+    name = DatabaseName(database)
+    config = alembic_config(name, desk().databases.engines[name])
+    command.revision(config, message=message, autogenerate=True)
+
+
+def register_cli(app: Flask) -> None:
+    for group in (user_cli, apikey_cli, db_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,1 @@
+"""Brokers behind one interface (`broker/base.py`); the sandbox is registered like any other."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy 2.0 models and engines for Dalal's four databases: main, sandbox, latency, logs."""

@@ -1,0 +1,16 @@
+"""All models, imported so each base's metadata is complete for Alembic."""
+
+from database.models.latency import OrderLatency
+from database.models.logs import ApiLog
+from database.models.main import ApiKey, DeskSetting, RecoveryCode, User
+from database.models.sandbox import SandboxAccount
+
+__all__ = [
+    "ApiKey",
+    "ApiLog",
+    "DeskSetting",
+    "OrderLatency",
+    "RecoveryCode",
+    "SandboxAccount",
+    "User",
+]

@@ -1,0 +1,1 @@
+"""Dalal's business logic. Nothing in this package imports Flask."""

@@ -1,0 +1,132 @@
+"""API keys: generated once, shown once, stored as a keyed digest plus an Argon2 hash.
+
+Verifying a key finds its row with one indexed lookup on HMAC-SHA256(pepper, key). The Argon2
+hash is checked on the first use only; afterwards a small in-memory cache remembers that this
+exact stored hash was verified, so a request pays one indexed SELECT (well under a millisecond)
+and a revoked or regenerated key stops working at once in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from database.engine import Databases
+from database.models import ApiKey, User
+from services.clock import Clock
+from services.errors import InvalidApiKey, NotFound
+from services.passwords import hash_secret, verify_secret
+
+INVALID_KEY_MESSAGE = "Invalid openalgo apikey"
+_CACHE_SIZE = 4096
+_MAX_KEY_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class ApiKeyOwner:
+    """Who a verified key belongs to."""
+
+    user_id: int
+    username: str
+    broker: str
+    order_mode: str
+    key_digest: str
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    prefix: str
+    created_at: datetime
+
+
+class ApiKeyService:
+    def __init__(self, db: Databases, pepper: str, clock: Clock) -> None:
+        self._db = db
+        self._pepper = pepper.encode()
+        self._pepper_text = pepper
+        self._clock = clock
+        self._verified: OrderedDict[str, str] = OrderedDict()  # digest -> verified key_hash
+        self._lock = threading.Lock()
+
+    def digest(self, key: str) -> str:
+        return hmac.new(self._pepper, key.encode(), hashlib.sha256).hexdigest()
+
+    def create(self, user_id: int) -> str:
+        """Create or regenerate the user's key; the old one stops working. Returns it once."""
+        key = secrets.token_hex(32)
+        digest = self.digest(key)
+        key_hash = hash_secret(key, self._pepper_text)
+        with self._db.session() as session:
+            if session.get(User, user_id) is None:
+                raise NotFound("User not found.")
+            existing = session.scalar(select(ApiKey).where(ApiKey.user_id == user_id))
+            if existing is not None:
+                session.delete(existing)
+                session.flush()
+            session.add(
+                ApiKey(
+                    user_id=user_id,
+                    key_digest=digest,
+                    key_hash=key_hash,
+                    key_prefix=key[:6],
+                    created_at=self._clock.now(),
+                )
+            )
+        return key
+
+    def revoke(self, user_id: int) -> bool:
+        with self._db.session() as session:
+            existing = session.scalar(select(ApiKey).where(ApiKey.user_id == user_id))
+            if existing is None:
+                return False
+            session.delete(existing)
+        with self._lock:
+            self._verified.pop(existing.key_digest, None)
+        return True
+
+    def info(self, user_id: int) -> ApiKeyInfo | None:
+        with self._db.session() as session:
+            row = session.scalar(select(ApiKey).where(ApiKey.user_id == user_id))
+            return ApiKeyInfo(prefix=row.key_prefix, created_at=row.created_at) if row else None
+
+    def verify(self, key: str) -> ApiKeyOwner:
+        """Return the key's owner or raise InvalidApiKey (one message for every failure)."""
+        if not key or len(key) > _MAX_KEY_LENGTH:
+            raise InvalidApiKey(INVALID_KEY_MESSAGE)
+        digest = self.digest(key)
+        with self._db.session() as session:
+            row = session.execute(
+                select(ApiKey.key_hash, User.id, User.username, User.broker, User.order_mode)
+                .join(User, User.id == ApiKey.user_id)
+                .where(ApiKey.key_digest == digest)
+            ).first()
+        if row is None:
+            raise InvalidApiKey(INVALID_KEY_MESSAGE)
+        key_hash, user_id, username, broker, order_mode = row
+        if not self._already_verified(digest, key_hash):
+            if not verify_secret(key_hash, key, self._pepper_text):
+                raise InvalidApiKey(INVALID_KEY_MESSAGE)
+            self._remember(digest, key_hash)
+        return ApiKeyOwner(user_id, username, broker, order_mode, digest)
+
+    def _already_verified(self, digest: str, key_hash: str) -> bool:
+        with self._lock:
+            cached = self._verified.get(digest)
+            if cached is None:
+                return False
+            self._verified.move_to_end(digest)
+            return hmac.compare_digest(cached, key_hash)
+
+    def _remember(self, digest: str, key_hash: str) -> None:
+        with self._lock:
+            self._verified[digest] = key_hash
+            self._verified.move_to_end(digest)
+            while len(self._verified) > _CACHE_SIZE:
+                self._verified.popitem(last=False)
