@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import g, request
+from limits import RateLimitItem, parse_many
 
 from blueprints import desk
 from broker.base import broker_for
 from extensions import limiter
 from services.api_keys import ApiKeyOwner
-from services.errors import AuthenticationRequired, BrokerSessionExpired, InvalidRequest
+from services.errors import (
+    AuthenticationRequired,
+    BrokerSessionExpired,
+    InvalidRequest,
+    RateLimited,
+)
 
 API_KEY_HEADER = "X-API-KEY"
 
@@ -100,13 +108,38 @@ def rate_limit_key() -> str:
     return "ip:" + (request.remote_addr or "unknown")
 
 
+def enforce_rate_limit(setting: str) -> None:
+    """Count this request against the limit named by a settings attribute (per key).
+
+    Counted in Flask-Limiter's storage (memory, or Redis when REDIS_URL is set, so workers
+    share it) with its moving-window strategy, but called here explicitly: the decorator form
+    double-counts on Flask-RESTX resources.
+    """
+    limit_text = str(getattr(desk().settings, setting))
+    key = rate_limit_key()
+    for item in _parse_limits(limit_text):
+        if not limiter.limiter.hit(item, setting, key):
+            reset_at, _remaining = limiter.limiter.get_window_stats(item, setting, key)
+            raise RateLimited(
+                "Rate limit exceeded. Please slow down your requests.",
+                retry_after=max(1, math.ceil(reset_at - time.time())),
+            )
+
+
+@functools.cache
+def _parse_limits(text: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(text))
+
+
 def limited(setting: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Apply the rate limit named by a settings attribute, e.g. `limited("api_rate_limit")`."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        limit = limiter.limit(
-            lambda: str(getattr(desk().settings, setting)), key_func=rate_limit_key
-        )
-        return functools.wraps(view)(limit(view))
+        @functools.wraps(view)
+        def limited_view(*args: Any, **kwargs: Any) -> Any:
+            enforce_rate_limit(setting)
+            return view(*args, **kwargs)
+
+        return limited_view
 
     return decorate
