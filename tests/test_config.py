@@ -35,7 +35,9 @@ def test_existing_env_file_is_reused_never_overwritten(tmp_path: Path) -> None:
     first = env_file.read_text()
     assert ensure_env_file(env_file, SAMPLE_ENV_FILE) is False
     assert env_file.read_text() == first
-    assert load_settings(env_file, environ={}).app_key == load_settings(env_file, environ={}).app_key
+    assert (
+        load_settings(env_file, environ={}).app_key == load_settings(env_file, environ={}).app_key
+    )
 
 
 def test_two_fresh_files_get_different_secrets(tmp_path: Path) -> None:
