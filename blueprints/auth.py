@@ -7,6 +7,7 @@ tokens die too, and whenever the user's password changes.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -216,9 +217,16 @@ def logout() -> BaseResponse:
 def _safe_next() -> str | None:
     """Only same-site paths: `next=` must never send a trader to another host."""
     target = request.args.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    # Browsers drop tabs and newlines inside URLs ("/\t/evil" becomes "//evil"), and a
+    # control character cannot go into a Location header at all: refuse them outright.
+    if not target or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target:
+        return None
+    return target
 
 
 def init_auth(app: Flask) -> None:

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote
 
 from sqlalchemy import func, select
 
@@ -46,7 +46,9 @@ def redact(value: Any) -> Any:
 
 def redact_query(query_string: str) -> str:
     pairs = parse_qsl(query_string, keep_blank_values=True)
-    return urlencode([(k, REDACTED if is_secret_field(k) else v) for k, v in pairs])
+    return "&".join(
+        f"{quote(key)}={REDACTED if is_secret_field(key) else quote(value)}" for key, value in pairs
+    )
 
 
 def redact_body(raw: bytes) -> str:

@@ -182,11 +182,6 @@ def test_logs_never_show_or_store_the_key(app: Flask, client: FlaskClient, api_k
     assert parse_qs(query_row.query) == {"apikey": ["***"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/api_log.py redact_query(): urlencode() percent-encodes the '***' marker, "
-    "so the query column and the logs page show 'apikey=%2A%2A%2A' instead of 'apikey=***'",
-)
 def test_logs_show_the_redaction_marker_in_query_strings(
     app: Flask, client: FlaskClient, api_key: str
 ) -> None:
