@@ -43,6 +43,7 @@ def create_app(
         RATELIMIT_HEADERS_ENABLED=True,
         ERROR_404_HELP=False,
         RESTX_MASK_SWAGGER=False,
+        RESTX_JSON={"separators": (",", ":"), "ensure_ascii": False},
         TESTING=settings.testing,
     )
     # Every route answers with and without a trailing slash, without redirecting: the openalgo

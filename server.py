@@ -34,6 +34,7 @@ def prepare() -> Settings:
         settings = load_settings(env_file)
     except ConfigError as e:
         sys.exit(f"Configuration error: {e}")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     upgrade_all(settings)
     log.info("Databases are at their newest schema.")
     return settings
@@ -58,6 +59,9 @@ class DalalServer(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "loglevel": self.settings.log_level.lower(),
             "proc_name": "dalal",
+            # No control socket: it defaults to one shared path in $HOME, which a second desk
+            # on the same machine would fight over; stop the desk with a signal instead.
+            "control_socket_disable": True,
             "when_ready": lambda _server: print(
                 f"Dalal is running. Open {url} in your browser (Ctrl+C stops it).", flush=True
             ),
