@@ -6,7 +6,8 @@ tokens die too, and whenever the user's password changes.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from flask import (
@@ -114,6 +115,20 @@ def _failed_login(response: Response) -> bool:
     return response.status_code == 401
 
 
+def _sign_in_limits[F: Callable[..., Any]](view: F) -> F:
+    """Failed sign-in attempts (only failures count) per client address, per minute and hour."""
+
+    def limit_of(name: str) -> Callable[[], str]:
+        return lambda: str(getattr(desk().settings, name))
+
+    limited: Callable[..., Any] = view
+    for setting in ("login_rate_limit_hour", "login_rate_limit_min"):
+        limited = limiter.limit(limit_of(setting), methods=["POST"], deduct_when=_failed_login)(
+            limited
+        )
+    return cast(F, limited)
+
+
 @bp.route("/setup", methods=["GET", "POST"])
 def setup() -> Any:
     accounts = desk().accounts
@@ -140,12 +155,7 @@ def setup() -> Any:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
-    lambda: desk().settings.login_rate_limit_min, methods=["POST"], deduct_when=_failed_login
-)
-@limiter.limit(
-    lambda: desk().settings.login_rate_limit_hour, methods=["POST"], deduct_when=_failed_login
-)
+@_sign_in_limits
 def login() -> Any:
     if current_user.is_authenticated:
         return redirect(url_for("home.index"))
@@ -172,12 +182,7 @@ def login() -> Any:
 
 
 @bp.route("/login/verify", methods=["GET", "POST"])
-@limiter.limit(
-    lambda: desk().settings.login_rate_limit_min, methods=["POST"], deduct_when=_failed_login
-)
-@limiter.limit(
-    lambda: desk().settings.login_rate_limit_hour, methods=["POST"], deduct_when=_failed_login
-)
+@_sign_in_limits
 def verify() -> Any:
     pending = session.get("pending_2fa")
     now = desk().clock.now().timestamp()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from config import Settings
+from config import PROJECT_ROOT, Settings
 from services.accounts import UserView
 from services.clock import IST, FixedClock
 from services.desk import Desk
@@ -105,3 +107,19 @@ def user(app: Flask) -> UserView:
 @pytest.fixture
 def api_key(app: Flask, user: UserView) -> str:
     return desk_of(app).api_keys.create(user.id)
+
+
+def run_flask_cli(
+    env: dict[str, str], *args: str, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run `flask --app app ARGS` as an operator would: a real process, no standard input."""
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=check,
+    )

@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from config import PROJECT_ROOT, Settings
+from config import Settings
 from database.engine import Databases
 from services.accounts import AccountService
 from services.api_keys import ApiKeyService
 from services.clock import SystemClock
 from services.errors import LoginFailed
-from tests.conftest import OTHER_STRONG_PASSWORD, STRONG_PASSWORD, desk_env
+from tests.conftest import OTHER_STRONG_PASSWORD, STRONG_PASSWORD, desk_env, run_flask_cli
 
 
 class Desk:
@@ -26,16 +25,7 @@ class Desk:
         self.env = {**os.environ, **desk_env(tmp_path), "DALAL_ENV_FILE": str(tmp_path / ".env")}
 
     def flask(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "app", *args],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-            check=False,
-        )
+        return run_flask_cli(self.env, *args)
 
     def settings(self) -> Settings:
         return Settings.from_mapping(self.env)

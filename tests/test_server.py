@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from config import PROJECT_ROOT
-from tests.conftest import STRONG_PASSWORD, desk_env
+from tests.conftest import STRONG_PASSWORD, desk_env, run_flask_cli
 
 pytestmark = pytest.mark.slow
 
@@ -73,17 +73,7 @@ class RunningDesk:
         return self.process.wait(timeout=30)
 
     def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "app", *args],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-            check=True,
-        )
-        return result.stdout
+        return run_flask_cli(self.env, *args, check=True).stdout
 
 
 @pytest.fixture
