@@ -1,0 +1,1 @@
+"""The market: instruments, the exchange calendar, the simulated market and option maths."""
