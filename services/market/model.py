@@ -126,6 +126,7 @@ class Quote:
     volume: int
     oi: int
     timestamp: datetime
+    last_quantity: int = 0  # quantity of the last trade (the depth endpoint's `ltq`)
 
 
 @dataclass(frozen=True, slots=True)
