@@ -51,6 +51,7 @@ test: lint typecheck pytest
 
 bench: install-dev
 	$(VPY) bench/bench_apikey.py
+	$(VPY) bench/bench_market.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -58,6 +58,8 @@ class Settings:
     web_threads: int = 16
     log_level: str = "INFO"
     auto_migrate: bool = True
+    market_mode: str = "always_open"
+    market_seed: int = 7
     testing: bool = False
 
     @property
@@ -102,6 +104,10 @@ class Settings:
                 "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
             ),
             auto_migrate=reader.boolean("AUTO_MIGRATE", True),
+            market_mode=reader.choice(
+                "MARKET_MODE", "ALWAYS_OPEN", ("ALWAYS_OPEN", "CALENDAR")
+            ).lower(),
+            market_seed=reader.integer("MARKET_SEED", 7, minimum=0),
         )
 
 

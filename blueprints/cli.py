@@ -103,5 +103,7 @@ def revision(database: str, message: str) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (user_cli, apikey_cli, db_cli):
-        app.cli.add_command(group)
+    from blueprints.cli_market import master_contract_command
+
+    for command in (user_cli, apikey_cli, db_cli, master_contract_command):
+        app.cli.add_command(command)

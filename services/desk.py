@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from config import Settings
 from database.engine import Databases
@@ -12,6 +14,9 @@ from services.api_log import ApiLogWriter
 from services.clock import Clock, SystemClock
 from services.secretbox import SecretBox
 from services.two_factor import TwoFactorService
+
+if TYPE_CHECKING:
+    from services.market.service import MarketData
 
 
 @dataclass
@@ -23,6 +28,26 @@ class Desk:
     two_factor: TwoFactorService
     api_keys: ApiKeyService
     api_log: ApiLogWriter
+    _market: MarketData | None = field(default=None, repr=False)
+    _market_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def market(self) -> MarketData:
+        """The instrument master, calendar and market-data source, built on first use."""
+        if self._market is None:
+            with self._market_lock:
+                if self._market is None:
+                    from services.market.service import MarketData, MarketSettings
+
+                    self._market = MarketData(
+                        self.databases,
+                        self.clock,
+                        MarketSettings(
+                            always_open=self.settings.market_mode == "always_open",
+                            seed=self.settings.market_seed,
+                        ),
+                    )
+        return self._market
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Desk:

@@ -2,78 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from config import PROJECT_ROOT
-from tests.conftest import STRONG_PASSWORD, desk_env, run_flask_cli
+from tests.conftest import STRONG_PASSWORD
+from tests.support import RunningDesk
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class RunningDesk:
-    def __init__(self, tmp_path: Path) -> None:
-        self.port = _free_port()
-        self.env_file = tmp_path / ".env"
-        env = desk_env(tmp_path)
-        # Secrets must come from the generated .env, as on a newcomer's machine.
-        del env["APP_KEY"], env["API_KEY_PEPPER"]
-        self.env = {
-            **{k: v for k, v in os.environ.items() if k not in ("APP_KEY", "API_KEY_PEPPER")},
-            **env,
-            "DALAL_ENV_FILE": str(self.env_file),
-            "FLASK_PORT": str(self.port),
-            "WEB_THREADS": "4",
-        }
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp_path / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "app.py", "serve"],
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,  # as under a service manager
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError("desk did not start:\n" + self.log.read_text())
-
-    def stop(self) -> int:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGTERM)
-        return self.process.wait(timeout=30)
-
-    def cli(self, *args: str) -> str:
-        return run_flask_cli(self.env, *args, check=True).stdout
 
 
 @pytest.fixture

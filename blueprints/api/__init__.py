@@ -37,7 +37,8 @@ api = DalalApi(
 
 
 def init_api(app: Flask) -> None:
-    from blueprints.api import ping  # noqa: F401  (registers its namespace)
+    # Importing a module registers its namespace on `api`.
+    from blueprints.api import calendar, market, options, ping, symbols  # noqa: F401
 
     # Programs authenticate with an API key, not a browser session: no CSRF token applies.
     csrf.exempt(bp)

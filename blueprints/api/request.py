@@ -6,13 +6,14 @@ import functools
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import g, request
 from limits import RateLimitItem, parse_many
 
 from blueprints import desk
+from blueprints.api.schema import Field, Parsed, parse
 from broker.base import broker_for
 from extensions import limiter
 from services.api_keys import ApiKeyOwner
@@ -143,3 +144,18 @@ def limited(setting: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return limited_view
 
     return decorate
+
+
+def authenticated_request(schema: Mapping[str, Field]) -> tuple[ApiKeyOwner, Parsed]:
+    """Authenticate, then validate the body (or the query string of a GET) against `schema`."""
+    body = dict(request.args.items()) if request.method == "GET" else json_body()
+    owner = authenticated_owner()
+    return owner, parse(body, schema)
+
+
+def success(payload: dict[str, Any], parsed: Parsed | None = None) -> dict[str, Any]:
+    """A success body: `status` first, then the payload, then any warnings (API.md D4, D5)."""
+    response: dict[str, Any] = {"status": "success", **payload}
+    if parsed is not None and parsed.warnings:
+        response["warnings"] = parsed.warnings
+    return response

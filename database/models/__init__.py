@@ -1,5 +1,6 @@
 """All models, imported so each base's metadata is complete for Alembic."""
 
+from database.models.instruments import InstrumentRow
 from database.models.latency import OrderLatency
 from database.models.logs import ApiLog
 from database.models.main import ApiKey, DeskSetting, RecoveryCode, User
@@ -9,6 +10,7 @@ __all__ = [
     "ApiKey",
     "ApiLog",
     "DeskSetting",
+    "InstrumentRow",
     "OrderLatency",
     "RecoveryCode",
     "SandboxAccount",
