@@ -58,6 +58,7 @@ OPTION_TURNOVER_SHARE = 1.5  # an at-the-money option, before the moneyness bell
 FUTURE_OPEN_INTEREST = 0.8  # open interest in days of turnover
 OPTION_OPEN_INTEREST = 3.0
 TOUCH_SHARE = 0.0005  # lots resting at the best price, as a share of the day's volume
+MAXIMUM_TICK_BATCHES = 4
 
 
 def _epoch(instant: datetime) -> int:
@@ -87,7 +88,7 @@ class SimulatedMarket:
         self._tracks = TrackBook(instruments, reference, seed)
         self._store = PathStore(calendar, clock, always_open)
         self._volatilities: BoundedCache[tuple[int, int], float] = BoundedCache(200_000)
-        self._batch: TickBatch | None = None
+        self._batches: list[TickBatch] = []  # the few lists tick_prices is called with
 
     @property
     def store(self) -> PathStore:
@@ -150,6 +151,7 @@ class SimulatedMarket:
         return order_book(ticks, tick, plan.lot, touch, illiquidity, key)
 
     def _previous_close(self, plan: Plan, day: int) -> Decimal:
+        """The instrument's value at the previous session's last tick."""
         previous = int(self._store.series(plan.track, day).previous[day])
         if previous < 1:
             previous = day
@@ -254,6 +256,7 @@ class SimulatedMarket:
         return result
 
     def _open_interest(self, plan: Plan, spot: FloatArray, epochs: FloatArray) -> IntArray:
+        """Open interest (units) at each instant: more near the money and nearer expiry."""
         if plan.kind is PlanKind.SPOT:
             return np.zeros(len(spot), dtype=np.int64)
         forward = spot * np.exp(self.rate * years_between(plan.forward_epoch, epochs))
@@ -377,7 +380,9 @@ class SimulatedMarket:
 
     def tick_prices(self, instruments: Sequence[Instrument], at: datetime) -> NDArray[np.float64]:
         """Last prices (on the tick grid) of many instruments at one instant, vectorised."""
-        batch = self._batch
-        if batch is None or not batch.matches(instruments):
-            batch = self._batch = TickBatch([self.plan(item) for item in instruments])
+        batches = list(self._batches)
+        batch = next((known for known in batches if known.matches(instruments)), None)
+        if batch is None:
+            batch = TickBatch([self.plan(item) for item in instruments])
+            self._batches = [batch, *batches[: MAXIMUM_TICK_BATCHES - 1]]
         return batch.prices(self, _epoch(at))

@@ -9,6 +9,7 @@ black76.price_many with the day's smile volatilities (computed once per trading 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import groupby
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,27 +46,25 @@ class TickBatch:
         )
         options = [row for row, plan in enumerate(plans) if plan.kind is PlanKind.OPTION]
         # Grouped by (track, forward, expiry): each group reads one smile at one forward.
-        options.sort(key=lambda row: (self.track_of[row], plans[row].forward_epoch,
-                                      plans[row].expiry_epoch))  # fmt: skip
+        options.sort(key=lambda row: _group(plans[row]))
         self.options = np.array(options, dtype=np.int64)
         self.strike = np.array([plans[row].strike for row in options])
         self.is_call = np.array([plans[row].is_call for row in options], dtype=np.bool_)
         self.groups: list[tuple[slice, Plan]] = []
         begin = 0
-        for position in range(1, len(options) + 1):
-            if position == len(options) or _group(plans[options[position]]) != _group(
-                plans[options[begin]]
-            ):
-                self.groups.append((slice(begin, position), plans[options[begin]]))
-                begin = position
-        self._volatility_days: tuple[int, ...] = ()
-        self._volatility = np.zeros(0)
+        for _key, members in groupby(options, key=lambda row: _group(plans[row])):
+            size = len(list(members))
+            self.groups.append((slice(begin, begin + size), plans[options[begin]]))
+            begin += size
+        # (track days, volatilities), swapped as one object so threads never mix two days.
+        self._volatility: tuple[tuple[int, ...], FloatArray] = ((), np.zeros(0))
 
     def matches(self, instruments: Sequence[Instrument]) -> bool:
         """Whether `instruments` is this list (identity first, so the check is cheap)."""
         return len(instruments) == len(self.instruments) and tuple(instruments) == self.instruments
 
     def prices(self, market: SimulatedMarket, epoch: int) -> FloatArray:
+        """Every instrument's last price at `epoch`, on its tick grid."""
         store = market.store
         moments = [store.moment(track, epoch) for track in self.tracks]
         spot = np.exp([store.log_price(track, moment) for track, moment in zip(
@@ -85,15 +84,16 @@ class TickBatch:
     ) -> FloatArray:
         rows = self.options
         days = tuple(moment.day for moment in moments)
-        if days != self._volatility_days:
-            self._volatility = self._volatilities(market, days)
-            self._volatility_days = days
+        known_days, volatility = self._volatility
+        if days != known_days:
+            volatility = self._volatilities(market, days)
+            self._volatility = (days, volatility)
         forward = spot[rows] * np.exp(
             market.rate * years_between(self.forward_epoch[rows], stamps[rows])
         )
         years = years_between(self.expiry_epoch[rows], stamps[rows])
         return black76.price_many(
-            self.is_call, forward, self.strike, years, market.rate, self._volatility
+            self.is_call, forward, self.strike, years, market.rate, volatility
         )
 
     def _volatilities(self, market: SimulatedMarket, days: tuple[int, ...]) -> FloatArray:
