@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
 from decimal import Decimal
 
-from services.clock import IST
 from services.errors import InvalidRequest, NotFound
 from services.market import black76
+from services.market.expiries import expiry_instant
 from services.market.master import MONTHS, expiry_code, option_symbol
 from services.market.model import Depth, Exchange, Greeks, Instrument, InstrumentType, Quote
 from services.market.service import MarketData, check_exchange
@@ -31,9 +31,6 @@ OPTIONS_EXCHANGE = {
     "MCX": Exchange.MCX,
     "CDS": Exchange.CDS,
 }
-# Expiry cut-off times used for time to expiry (API.md 4.6).
-EXPIRY_CUTOFF = {Exchange.NFO: time(15, 30), Exchange.BFO: time(15, 30), Exchange.CDS: time(12, 30)}
-DEFAULT_CUTOFF = time(23, 30)  # MCX
 
 _EMBEDDED_EXPIRY = re.compile(r"^([A-Z&-]+?)(\d{2}[A-Z]{3}\d{2})(?:FUT)?$")
 _OFFSET = re.compile(r"^(ATM|ITM([1-9]|[1-4]\d|50)|OTM([1-9]|[1-4]\d|50))$")
@@ -374,10 +371,6 @@ class _ChainPricing:
             option_kind, self.forward, float(strike), self.years, self.rate, volatility, self.spot
         )
         return ChainSide(option, label, depth, volatility, greeks)
-
-
-def expiry_instant(exchange: Exchange, expiry: date) -> datetime:
-    return datetime.combine(expiry, EXPIRY_CUTOFF.get(exchange, DEFAULT_CUTOFF), IST)
 
 
 def _nearest(strikes: list[Decimal], price: Decimal) -> Decimal:

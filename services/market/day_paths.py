@@ -85,6 +85,7 @@ class DayLayout:
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
 
     def session_of_minute(self) -> IntArray:
+        """Which session (0, 1, ...) each minute of the day belongs to."""
         pieces = [np.full(minutes, number, dtype=np.int64)
                   for number, minutes in enumerate(self.minutes)]  # fmt: skip
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
@@ -103,12 +104,13 @@ class DayLayout:
 def intraday_profile(minutes: int) -> FloatArray:
     """U-shaped weights (mean one) over a day's minutes: busier at the open and the close.
 
-    Cached per session length; callers must not modify the array.
+    Cached per session length, so the array is read-only.
     """
     position = (np.arange(minutes) + 0.5) / minutes
     weights = 1.0 + OPEN_BOOST * np.exp(-position / BOOST_WIDTH)
     weights += CLOSE_BOOST * np.exp(-(1.0 - position) / BOOST_WIDTH)
     result: FloatArray = weights / weights.mean()
+    result.flags.writeable = False
     return result
 
 
@@ -125,15 +127,10 @@ class DayPath:
     low: float  # circuit band in log price (-inf, inf without one)
     high: float
     second_key: int
-    log_prev_close: float
 
     @property
     def minutes(self) -> int:
         return len(self.scale)
-
-    @property
-    def points(self) -> int:
-        return self.minutes * SECONDS
 
 
 def _day_shape(
@@ -179,7 +176,7 @@ def build_day_path(
     return DayPath(
         day=day, layout=layout, boundary=boundary, shape=shape,
         scale=np.sqrt(minute_variance), volume_share=volume_share, low=low, high=high,
-        second_key=stable_key(spec.key, "second", day), log_prev_close=log_prev_close,
+        second_key=stable_key(spec.key, "second", day),
     )  # fmt: skip
 
 

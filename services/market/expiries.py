@@ -28,11 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from itertools import count, islice
 
+from services.clock import IST
 from services.market.calendar import MarketCalendar
-from services.market.model import ExpiryKind
+from services.market.model import Exchange, ExpiryKind
 
 TUESDAY = 1
 THURSDAY = 3
@@ -192,3 +193,19 @@ def mcx_expiries(commodity: str, today: date, calendar: MarketCalendar) -> list[
     )
     expiries = (_mcx_day_on_or_before(nominal, calendar) for nominal in nominals)
     return list(islice((expiry for expiry in expiries if expiry >= today), _MCX_LISTED))
+
+
+# When a contract's time value runs out on its expiry day (API.md 4.6): option greeks and the
+# simulator both count time to expiry to these IST cut-offs.
+EXPIRY_CUTOFF: dict[Exchange, time] = {
+    Exchange.NFO: time(15, 30),
+    Exchange.BFO: time(15, 30),
+    Exchange.CDS: time(12, 30),
+    Exchange.BCD: time(12, 30),
+    Exchange.MCX: time(23, 30),
+}
+
+
+def expiry_instant(exchange: Exchange, expiry: date) -> datetime:
+    """The aware instant a contract expiring on `expiry` on `exchange` stops trading."""
+    return datetime.combine(expiry, EXPIRY_CUTOFF.get(exchange, time(15, 30)), tzinfo=IST)

@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from functools import cache
@@ -24,8 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
-from services.clock import IST
 from services.market import black76
+from services.market.expiries import expiry_instant
 from services.market.model import Exchange, Instrument, InstrumentLookup, InstrumentType
 from services.market.paths import FloatArray, TrackSpec, stable_key, uniforms
 from services.market.smile import SmileParameters, default_smile
@@ -34,11 +34,6 @@ VOLATILITY_INDEX = "INDIAVIX"
 VOLATILITY_INDEX_PARENT = "NIFTY"
 VOLATILITY_INDEX_BETA = -4.0  # about -0.6 correlation of daily changes, as India VIX shows
 NARROW_BAND_VOLATILITY = 0.45  # cash equities this volatile get the 10% band, others 20%
-# Expiry cut-offs (API.md 4.6): when a contract's time value runs out.
-EXPIRY_CUTOFF = {
-    Exchange.NFO: time(15, 30), Exchange.BFO: time(15, 30), Exchange.CDS: time(12, 30),
-    Exchange.BCD: time(12, 30), Exchange.MCX: time(23, 30),
-}  # fmt: skip
 _CASH = (Exchange.NSE.value, Exchange.BSE.value)
 _DRIVERS = (Exchange.NSE_INDEX.value, Exchange.BSE_INDEX.value, Exchange.MCX.value)
 _MAXIMUM_CHAIN = 6  # parents followed at most (guards against a cycle in the reference data)
@@ -96,8 +91,7 @@ def expiry_epoch(instrument: Instrument) -> float:
 
 @cache
 def _cutoff_epoch(exchange: Exchange, expiry: date) -> float:
-    cutoff = EXPIRY_CUTOFF.get(exchange, time(15, 30))
-    return datetime.combine(expiry, cutoff, tzinfo=IST).timestamp()
+    return expiry_instant(exchange, expiry).timestamp()
 
 
 def years_between(expiry_epoch: float | FloatArray, epochs: FloatArray) -> FloatArray:
