@@ -17,41 +17,13 @@ from services.clock import IST, FixedClock
 from services.market import black76
 from services.market.calendar import MarketCalendar
 from services.market.instrument_store import InstrumentMaster
-from services.market.master import build_master
 from services.market.model import Exchange, Instrument, InstrumentType, Interval
 from services.market.reference import load_reference_levels
 from services.market.simulator import SimulatedMarket
+from tests.market.conftest import NOW, TODAY, get
 
-TODAY = date(2026, 11, 22)  # a Sunday
-NOW = datetime(2026, 11, 22, 14, 30, 17, tzinfo=IST)
 FRIDAY_CLOSE = datetime(2026, 11, 20, 15, 29, 59, tzinfo=IST)
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def calendar() -> MarketCalendar:
-    return MarketCalendar()
-
-
-@pytest.fixture(scope="module")
-def master(calendar: MarketCalendar) -> InstrumentMaster:
-    return InstrumentMaster(build_master(TODAY, calendar), TODAY)
-
-
-@pytest.fixture(scope="module")
-def market(master: InstrumentMaster, calendar: MarketCalendar) -> SimulatedMarket:
-    return SimulatedMarket(master, calendar, FixedClock(NOW))
-
-
-@pytest.fixture(scope="module")
-def sessions_market(master: InstrumentMaster, calendar: MarketCalendar) -> SimulatedMarket:
-    return SimulatedMarket(master, calendar, FixedClock(NOW), always_open=False)
-
-
-def get(master: InstrumentMaster, symbol: str, exchange: str) -> Instrument:
-    found = master.get(symbol, exchange)
-    assert found is not None, (symbol, exchange)
-    return found
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def first_future(master: InstrumentMaster, underlying: str, exchange: str) -> Instrument:
