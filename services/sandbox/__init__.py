@@ -1,0 +1,1 @@
+"""The paper-trading exchange behind the sandbox broker: engine, margins, charges, books."""
