@@ -1,15 +1,12 @@
-"""The API traffic log: redaction, a background writer and the queries behind the logs page.
+"""The API traffic log: redaction, its background writer and the queries behind the logs page.
 
-Requests are recorded off the request thread (a queue drained in batches) so logging never adds
-a database write to an order's latency. Secrets are redacted before an entry is even queued.
+Requests are recorded off the request thread (services/background_writer.py) so logging never
+adds a database write to an order's latency. Secrets are redacted before an entry is queued.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import queue
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,8 +16,7 @@ from sqlalchemy import func, select
 
 from database.engine import DatabaseName, Databases
 from database.models import ApiLog
-
-log = logging.getLogger(__name__)
+from services.background_writer import BackgroundWriter
 
 REDACTED = "***"
 MAX_BODY_CHARS = 4000
@@ -92,68 +88,13 @@ class ApiLogPage:
         return max(1, -(-self.total // self.per_page))
 
 
-class ApiLogWriter:
-    """Writes entries on its own thread; `flush()` waits until everything queued is stored."""
+class ApiLogWriter(BackgroundWriter[ApiLogEntry]):
+    """Stores API log entries on their own thread; `flush()` waits for what is queued."""
 
-    def __init__(self, db: Databases, batch_size: int = 200) -> None:
-        self._db = db
-        self._batch_size = batch_size
-        # An Event in the queue is a flush marker: set once everything before it is stored.
-        self._queue: queue.Queue[ApiLogEntry | threading.Event] = queue.Queue(maxsize=100_000)
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-
-    def write(self, entry: ApiLogEntry) -> None:
-        self._ensure_started()
-        try:
-            self._queue.put_nowait(entry)
-        except queue.Full:
-            log.warning("API log queue full; dropping an entry for %s", entry.path)
-
-    def flush(self, timeout: float = 10.0) -> None:
-        if self._thread is None:
-            return
-        done = threading.Event()
-        self._queue.put(done)
-        done.wait(timeout)
-
-    def _ensure_started(self) -> None:
-        if self._thread is not None:
-            return
-        with self._start_lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="api-log", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            batch: list[ApiLogEntry] = []
-            markers: list[threading.Event] = []
-            item = self._queue.get()
-            while True:
-                if isinstance(item, threading.Event):
-                    markers.append(item)
-                else:
-                    batch.append(item)
-                if len(batch) >= self._batch_size or markers:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            self._store(batch)
-            for marker in markers:
-                marker.set()
-
-    def _store(self, batch: list[ApiLogEntry]) -> None:
-        if not batch:
-            return
-        try:
-            with self._db.session(DatabaseName.LOGS) as session:
-                session.add_all(ApiLog(**entry.__dict__) for entry in batch)
-        except Exception:
-            # The log must never take the desk down; the entries are lost, the reason is not.
-            log.exception("could not store %d API log entries", len(batch))
+    def __init__(self, db: Databases) -> None:
+        super().__init__(
+            db, DatabaseName.LOGS, lambda entry: ApiLog(**entry.__dict__), name="api-log"
+        )
 
 
 def recent_entries(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -98,6 +98,20 @@ class SimulatedMarket:
     def plan(self, instrument: Instrument) -> Plan:
         """How `instrument` is priced; ValueError when no reference level reaches it."""
         return self._tracks.plan(instrument)
+
+    def price_band(
+        self, instrument: Instrument, at: datetime | None = None
+    ) -> tuple[Decimal, Decimal] | None:
+        """Today's circuit limits (lower, upper) of a cash equity; None where there is no band."""
+        band = self._tracks.plan(instrument).track.band
+        if band is None:
+            return None
+        prev_close = self.quote(instrument, at).prev_close
+        tick = instrument.tick_size
+        # Limits sit on the tick grid inside the band, as the exchange publishes them.
+        lower = (prev_close * (1 - Decimal(str(band))) / tick).to_integral_value(ROUND_CEILING)
+        upper = (prev_close * (1 + Decimal(str(band))) / tick).to_integral_value(ROUND_FLOOR)
+        return lower * tick, upper * tick
 
     # ---------------------------------------------------------------- quotes and depth
 
