@@ -65,7 +65,7 @@ def create_app(
 
 
 def _register_blueprints(app: Flask) -> None:
-    from blueprints import apikey, health, home, logs
+    from blueprints import apikey, health, home, logs, market_pages
     from blueprints import settings as settings_pages
     from blueprints.api import init_api
     from blueprints.api.traffic import init_traffic_log
@@ -73,7 +73,8 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.errors import register_error_handlers
 
     init_auth(app)
-    for blueprint in (health.bp, home.bp, apikey.bp, logs.bp, settings_pages.bp):
+    pages = (health.bp, home.bp, market_pages.bp, apikey.bp, logs.bp, settings_pages.bp)
+    for blueprint in pages:
         app.register_blueprint(blueprint)
     init_api(app)
     init_traffic_log(app)
