@@ -52,6 +52,7 @@ test: lint typecheck pytest
 bench: install-dev
 	$(VPY) bench/bench_apikey.py
 	$(VPY) bench/bench_market.py
+	$(VPY) bench/bench_sandbox.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

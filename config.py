@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import time
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ class Settings:
     auto_migrate: bool = True
     market_mode: str = "always_open"
     market_seed: int = 7
+    sandbox_starting_capital: Decimal = Decimal("10000000")
     testing: bool = False
 
     @property
@@ -108,6 +110,9 @@ class Settings:
                 "MARKET_MODE", "ALWAYS_OPEN", ("ALWAYS_OPEN", "CALENDAR")
             ).lower(),
             market_seed=reader.integer("MARKET_SEED", 7, minimum=0),
+            sandbox_starting_capital=reader.money(
+                "SANDBOX_STARTING_CAPITAL", Decimal("10000000"), minimum=Decimal(1000)
+            ),
         )
 
 
@@ -160,6 +165,18 @@ class _Reader:
         if minimum is not None and value < minimum:
             raise ConfigError(f"{key} must be at least {minimum}, got {value}.")
         return value
+
+    def money(self, key: str, default: Decimal, minimum: Decimal) -> Decimal:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        try:
+            value = Decimal(raw.replace(",", "").replace("_", ""))
+        except InvalidOperation:
+            raise ConfigError(f"{key} must be an amount in rupees, got {raw!r}.") from None
+        if not value.is_finite() or value < minimum:
+            raise ConfigError(f"{key} must be at least {minimum} rupees, got {raw!r}.")
+        return value.quantize(Decimal("0.01"))
 
     def port(self, key: str, default: int) -> int:
         value = self.integer(key, default, minimum=1)

@@ -73,7 +73,10 @@ class DalalServer(BaseApplication):  # type: ignore[misc]
         from app import create_app
 
         # Migrations already ran in prepare(), once, before the workers started.
-        return create_app(self.settings, migrate=False)
+        app = create_app(self.settings, migrate=False)
+        # The heartbeat belongs to the serving process (one worker on the embedded default).
+        app.extensions["dalal"].start_background()
+        return app
 
 
 def serve(settings: Settings) -> int:

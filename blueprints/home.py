@@ -15,7 +15,7 @@ bp = Blueprint("home", __name__)
 @login_required
 def index() -> str:
     user = current_user.view
-    broker = broker_for(user.broker, user.id)
+    broker = broker_for(user.broker, user.id, desk())
     return render_template(
         "home.html",
         user=user,

@@ -9,9 +9,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from services.errors import NotFound
+from services.orders.model import (
+    FundsReport,
+    HoldingReport,
+    ModifyRequest,
+    OrderReport,
+    OrderRequest,
+    PositionReport,
+    TradeReport,
+)
+
+if TYPE_CHECKING:
+    from services.desk import Desk
 
 
 class Capability(StrEnum):
@@ -40,12 +52,50 @@ class Broker(ABC):
     mode: ClassVar[TradingMode]
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
 
-    def __init__(self, user_id: int) -> None:
+    def __init__(self, user_id: int, desk: Desk) -> None:
         self.user_id = user_id
+        self.desk = desk
 
     @abstractmethod
     def session_status(self) -> SessionStatus:
         """Whether this user can trade through the broker right now (a live login is valid)."""
+
+    # Orders. Placing is never retried (a retry could double an order); reads may be.
+    @abstractmethod
+    def place_order(self, request: OrderRequest) -> OrderReport:
+        """Send a validated order; raises OrderRejected (or a subclass) with the broker's reason."""
+
+    @abstractmethod
+    def modify_order(self, request: ModifyRequest) -> OrderReport: ...
+
+    @abstractmethod
+    def cancel_order(self, order_id: str) -> OrderReport: ...
+
+    @abstractmethod
+    def cancel_all_orders(self) -> tuple[list[str], list[tuple[str, str]]]:
+        """Cancel every open order: (cancelled ids, [(id, why it could not be cancelled)])."""
+
+    # The books.
+    @abstractmethod
+    def orders(self) -> list[OrderReport]: ...
+
+    @abstractmethod
+    def order(self, order_id: str) -> OrderReport: ...
+
+    @abstractmethod
+    def trades(self) -> list[TradeReport]: ...
+
+    @abstractmethod
+    def positions(self) -> list[PositionReport]: ...
+
+    @abstractmethod
+    def holdings(self) -> list[HoldingReport]: ...
+
+    @abstractmethod
+    def funds(self) -> FundsReport: ...
+
+    def sync(self) -> None:  # noqa: B027  (optional hook: live brokers have nothing to flush)
+        """Make what this broker acknowledged durable before the caller answers (no-op live)."""
 
 
 _REGISTRY: dict[str, type[Broker]] = {}
@@ -71,8 +121,8 @@ def registered_brokers() -> dict[str, type[Broker]]:
     return dict(_REGISTRY)
 
 
-def broker_for(name: str, user_id: int) -> Broker:
-    return broker_class(name)(user_id)
+def broker_for(name: str, user_id: int, desk: Desk) -> Broker:
+    return broker_class(name)(user_id, desk)
 
 
 def load_adapters() -> None:

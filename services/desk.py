@@ -12,11 +12,15 @@ from services.accounts import AccountService
 from services.api_keys import ApiKeyService
 from services.api_log import ApiLogWriter
 from services.clock import Clock, SystemClock
+from services.events import EventBus
 from services.secretbox import SecretBox
 from services.two_factor import TwoFactorService
 
 if TYPE_CHECKING:
     from services.market.service import MarketData
+    from services.orders.pipeline import OrderPipeline
+    from services.sandbox.engine import SandboxEngine
+    from services.sandbox.runner import SandboxRunner
 
 
 @dataclass
@@ -28,8 +32,12 @@ class Desk:
     two_factor: TwoFactorService
     api_keys: ApiKeyService
     api_log: ApiLogWriter
+    events: EventBus = field(default_factory=EventBus)
     _market: MarketData | None = field(default=None, repr=False)
     _market_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _sandbox: SandboxEngine | None = field(default=None, repr=False)
+    _pipeline: OrderPipeline | None = field(default=None, repr=False)
+    _runner: SandboxRunner | None = field(default=None, repr=False)
 
     @property
     def market(self) -> MarketData:
@@ -49,6 +57,33 @@ class Desk:
                     )
         return self._market
 
+    @property
+    def sandbox(self) -> SandboxEngine:
+        """The paper-trading exchange: one per desk process, state rebuilt from its database."""
+        if self._sandbox is None:
+            market = self.market
+            with self._market_lock:
+                if self._sandbox is None:
+                    from services.sandbox.engine import SandboxEngine
+                    from services.sandbox.settings import SandboxSettings
+
+                    self._sandbox = SandboxEngine(
+                        self.databases,
+                        market,
+                        self.clock,
+                        SandboxSettings(starting_capital=self.settings.sandbox_starting_capital),
+                    )
+        return self._sandbox
+
+    @property
+    def orders(self) -> OrderPipeline:
+        """The one order pipeline every source (API, pages, webhooks, strategies) goes through."""
+        if self._pipeline is None:
+            from services.orders.pipeline import OrderPipeline
+
+            self._pipeline = OrderPipeline(self)
+        return self._pipeline
+
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Desk:
         clock = clock or SystemClock()
@@ -66,6 +101,20 @@ class Desk:
             api_log=ApiLogWriter(databases),
         )
 
+    def start_background(self) -> None:
+        """Start the desk's singletons (the sandbox heartbeat): once, in the serving process."""
+        from services.sandbox.runner import SandboxRunner
+
+        if self._runner is None:
+            self._runner = SandboxRunner(self.sandbox)
+            self._runner.start()
+
     def close(self) -> None:
+        if self._runner is not None:
+            self._runner.stop()
         self.api_log.flush()
+        if self._pipeline is not None:
+            self._pipeline.flush()
+        if self._sandbox is not None:
+            self._sandbox.close()
         self.databases.dispose()

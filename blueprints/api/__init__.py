@@ -38,7 +38,7 @@ api = DalalApi(
 
 def init_api(app: Flask) -> None:
     # Importing a module registers its namespace on `api`.
-    from blueprints.api import calendar, market, options, ping, symbols  # noqa: F401
+    from blueprints.api import account, calendar, market, options, orders, ping, symbols  # noqa: F401
 
     # Programs authenticate with an API key, not a browser session: no CSRF token applies.
     csrf.exempt(bp)

@@ -84,7 +84,7 @@ def authenticated_owner() -> ApiKeyOwner:
 
 def require_broker_session(owner: ApiKeyOwner) -> None:
     """A valid key whose live broker login has lapsed gets its own message (API.md D2)."""
-    broker = broker_for(owner.broker, owner.user_id)
+    broker = broker_for(owner.broker, owner.user_id, desk())
     status = broker.session_status()
     if not status.connected:
         raise BrokerSessionExpired(

@@ -1,0 +1,305 @@
+"""Order management and order information (API.md 4.1-4.2), thin over the order pipeline."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from flask_restx import Namespace, Resource
+
+from blueprints import desk
+from blueprints.api import api
+from blueprints.api.request import authenticated_request, limited, success
+from blueprints.api.schema import Field, Parsed, request_model
+from blueprints.api.serialize import money
+from broker.base import TradingMode
+from services.api_keys import ApiKeyOwner
+from services.clock import to_ist
+from services.errors import DalalError, InvalidRequest
+from services.orders.model import (
+    ModifyRequest,
+    OrderReport,
+    OrderRequest,
+    PriceType,
+    Product,
+    Side,
+)
+from services.orders.pipeline import Trader
+
+ns = Namespace("orders", description="Place, modify, cancel and inspect orders", path="/")
+
+PRICE_TYPES = tuple(price_type.value for price_type in PriceType)
+PRODUCTS = tuple(product.value for product in Product)
+STRATEGY = Field("str", default="", max_length=64, example="Python", description="A tag of yours")
+EXCHANGE = Field(
+    "str",
+    required=True,
+    example="NSE",
+    case_insensitive=True,
+    choices=("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX"),
+)
+SYMBOL = Field("str", required=True, example="SBIN", max_length=64)
+ACTION = Field("str", required=True, choices=("BUY", "SELL"), case_insensitive=True)
+QUANTITY = Field("decimal", required=True, minimum=1, example=1, description="Units (not lots)")
+PRICE = Field("decimal", default=Decimal(0), minimum=0, example=0)
+
+PLACE_SCHEMA = {
+    "strategy": STRATEGY,
+    "exchange": EXCHANGE,
+    "symbol": SYMBOL,
+    "action": ACTION,
+    "quantity": QUANTITY,
+    "pricetype": Field("str", default="MARKET", choices=PRICE_TYPES, case_insensitive=True),
+    "product": Field("str", default="MIS", choices=PRODUCTS, case_insensitive=True),
+    "price": PRICE,
+    "trigger_price": PRICE,
+    "disclosed_quantity": Field("int", default=0, minimum=0),
+    "underlying_ltp": Field("decimal", description="Accepted and ignored (set by optionsorder)"),
+}
+MODIFY_SCHEMA = {
+    "strategy": STRATEGY,
+    "orderid": Field("str", required=True, example="26112312345678"),
+    "exchange": Field("str", example="NSE"),
+    "symbol": Field("str", example="SBIN"),
+    "action": Field("str", choices=("BUY", "SELL"), case_insensitive=True),
+    "product": Field("str", choices=PRODUCTS, case_insensitive=True),
+    "pricetype": Field("str", required=True, choices=PRICE_TYPES, case_insensitive=True),
+    "price": PRICE,
+    "quantity": QUANTITY,
+    "disclosed_quantity": Field("int", default=0, minimum=0),
+    "trigger_price": PRICE,
+}
+ORDER_ID_SCHEMA = {"strategy": STRATEGY, "orderid": Field("str", required=True)}
+STRATEGY_SCHEMA = {"strategy": STRATEGY}
+CLOSE_SCHEMA = {
+    "strategy": STRATEGY,
+    "symbol": Field("str", description="Close only this symbol"),
+    "exchange": Field(
+        "str",
+        description="Close only on this exchange",
+        case_insensitive=True,
+        choices=("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX"),
+    ),
+    "product": Field(
+        "str", choices=PRODUCTS, case_insensitive=True, description="Close only this product"
+    ),
+}
+OPEN_POSITION_SCHEMA = {
+    "strategy": STRATEGY,
+    "symbol": SYMBOL,
+    "exchange": EXCHANGE,
+    "product": Field("str", required=True, choices=PRODUCTS, case_insensitive=True),
+}
+
+
+def trader_of(owner: ApiKeyOwner) -> Trader:
+    return Trader(user_id=owner.user_id, broker=owner.broker, order_mode=owner.order_mode)
+
+
+def whole_quantity(value: Decimal, field: str = "quantity") -> int:
+    if value != value.to_integral_value():
+        raise InvalidRequest(
+            f"Fractional quantity ({value}) is not allowed for non-crypto exchanges.",
+            errors={field: [f"Fractional quantity ({value}) is not allowed"]},
+        )
+    return int(value)
+
+
+def order_request(parsed: Parsed) -> OrderRequest:
+    return OrderRequest(
+        symbol=parsed["symbol"].upper(),
+        exchange=parsed["exchange"],
+        side=Side(parsed["action"]),
+        quantity=whole_quantity(parsed["quantity"]),
+        product=Product(parsed["product"]),
+        price_type=PriceType(parsed["pricetype"]),
+        price=parsed["price"],
+        trigger_price=parsed["trigger_price"],
+        disclosed_quantity=parsed["disclosed_quantity"],
+        strategy=parsed["strategy"] or "",
+    )
+
+
+def with_mode(payload: dict[str, Any], mode: TradingMode, parsed: Parsed) -> dict[str, Any]:
+    """Every order/account response says who served it (API.md D6)."""
+    return success({**payload, "mode": mode.value}, parsed)
+
+
+class OrderResource(Resource):  # type: ignore[misc]
+    method_decorators: ClassVar[list[Any]] = [limited("order_rate_limit")]
+
+
+class InfoResource(Resource):  # type: ignore[misc]
+    method_decorators: ClassVar[list[Any]] = [limited("api_rate_limit")]
+
+
+@ns.route("/placeorder")
+class PlaceOrder(OrderResource):
+    @ns.expect(request_model(ns, "PlaceOrderRequest", PLACE_SCHEMA), validate=False)
+    def post(self) -> dict[str, Any]:
+        """Place an order. Success means the broker accepted it; check /orderstatus for fills."""
+        owner, parsed = authenticated_request(PLACE_SCHEMA)
+        outcome = desk().orders.place(trader_of(owner), order_request(parsed))
+        return with_mode({"orderid": outcome.report.order_id}, outcome.mode, parsed)
+
+
+@ns.route("/modifyorder")
+class ModifyOrder(OrderResource):
+    @ns.expect(request_model(ns, "ModifyOrderRequest", MODIFY_SCHEMA), validate=False)
+    def post(self) -> dict[str, Any]:
+        """Change the quantity, price or type of an open order."""
+        owner, parsed = authenticated_request(MODIFY_SCHEMA)
+        request = ModifyRequest(
+            order_id=parsed["orderid"],
+            quantity=whole_quantity(parsed["quantity"]),
+            price_type=PriceType(parsed["pricetype"]),
+            price=parsed["price"],
+            trigger_price=parsed["trigger_price"],
+            disclosed_quantity=parsed["disclosed_quantity"],
+        )
+        outcome = desk().orders.modify(trader_of(owner), request)
+        return with_mode({"orderid": outcome.report.order_id}, outcome.mode, parsed)
+
+
+@ns.route("/cancelorder")
+class CancelOrder(OrderResource):
+    @ns.expect(request_model(ns, "CancelOrderRequest", ORDER_ID_SCHEMA), validate=False)
+    def post(self) -> dict[str, Any]:
+        """Cancel one open order."""
+        owner, parsed = authenticated_request(ORDER_ID_SCHEMA)
+        outcome = desk().orders.cancel(trader_of(owner), parsed["orderid"])
+        return with_mode({"orderid": outcome.report.order_id}, outcome.mode, parsed)
+
+
+@ns.route("/cancelallorder")
+class CancelAllOrders(InfoResource):
+    @ns.expect(request_model(ns, "CancelAllRequest", STRATEGY_SCHEMA), validate=False)
+    def post(self) -> dict[str, Any]:
+        """Cancel every open and trigger-pending order of the account."""
+        owner, parsed = authenticated_request(STRATEGY_SCHEMA)
+        cancelled, failed, mode = desk().orders.cancel_all(trader_of(owner))
+        message = f"Canceled {len(cancelled)} orders. Failed to cancel {len(failed)} orders."
+        if not cancelled and not failed:
+            message = "No open orders to cancel"
+        payload = {
+            "message": message,
+            "canceled_orders": cancelled,
+            "failed_cancellations": [{"orderid": oid, "reason": why} for oid, why in failed],
+        }
+        return with_mode(payload, mode, parsed)
+
+
+@ns.route("/closeposition")
+class ClosePosition(InfoResource):
+    @ns.expect(request_model(ns, "ClosePositionRequest", CLOSE_SCHEMA), validate=False)
+    def post(self) -> dict[str, Any]:
+        """Square off open positions with MARKET orders (optionally one symbol/exchange/product)."""
+        owner, parsed = authenticated_request(CLOSE_SCHEMA)
+        trader = trader_of(owner)
+        pipeline = desk().orders
+        broker = pipeline.broker(trader)
+        open_positions = [
+            position
+            for position in broker.positions()
+            if position.net_quantity
+            and (not parsed["symbol"] or position.symbol == parsed["symbol"].upper())
+            and (not parsed["exchange"] or position.exchange == parsed["exchange"])
+            and (not parsed["product"] or position.product.value == parsed["product"])
+        ]
+        results = [_close(trader, position) for position in open_positions]
+        closed = sum(1 for result in results if result["status"] == "success")
+        failed = len(results) - closed
+        message = f"Closed {closed} positions" + (f"; {failed} failed" if failed else "")
+        if not results:
+            message = "No open positions to close"
+        payload = {
+            "message": message,
+            "closed_positions": closed,
+            "failed_closures": failed,
+            "results": results,
+        }
+        return with_mode(payload, broker.mode, parsed)
+
+
+def _close(trader: Trader, position: Any) -> dict[str, Any]:
+    """One MARKET counter-order per freeze-sized slice of the position."""
+    instrument = desk().market.instrument(position.symbol, position.exchange)
+    remaining = abs(position.net_quantity)
+    side = Side.SELL if position.net_quantity > 0 else Side.BUY
+    slice_size = instrument.freeze_qty or remaining
+    slice_size -= slice_size % instrument.lot_size
+    order_ids: list[str] = []
+    entry: dict[str, Any] = {
+        "symbol": position.symbol,
+        "exchange": position.exchange,
+        "product": position.product.value,
+        "quantity": abs(position.net_quantity),
+    }
+    try:
+        while remaining > 0:
+            quantity = min(remaining, slice_size or remaining)
+            request = OrderRequest(
+                position.symbol,
+                position.exchange,
+                side,
+                quantity,
+                position.product,
+                strategy="Squareoff",
+            )
+            order_ids.append(desk().orders.place(trader, request).report.order_id)
+            remaining -= quantity
+    except DalalError as e:
+        return {**entry, "status": "error", "message": e.message, "orderids": order_ids}
+    return {**entry, "status": "success", "orderids": order_ids}
+
+
+def order_status_row(report: OrderReport) -> dict[str, Any]:
+    return {
+        "action": report.side.value,
+        "average_price": money(report.average_price),
+        "exchange": report.exchange,
+        "order_status": report.status.value,
+        "orderid": report.order_id,
+        "price": money(report.price) if report.price_type is not PriceType.MARKET else 0.0,
+        "pricetype": report.price_type.value,
+        "product": report.product.value,
+        "quantity": report.quantity,
+        "filled_quantity": report.filled_quantity,
+        "pending_quantity": report.pending_quantity,
+        "symbol": report.symbol,
+        "strategy": report.strategy,
+        "rejection_reason": report.rejection_reason,
+        "timestamp": to_ist(report.placed_at).strftime("%Y-%m-%d %H:%M:%S"),
+        "trigger_price": money(report.trigger_price),
+    }
+
+
+@ns.route("/orderstatus")
+class OrderStatus(InfoResource):
+    @ns.expect(request_model(ns, "OrderStatusRequest", ORDER_ID_SCHEMA), validate=False)
+    def post(self) -> dict[str, Any]:
+        """One order's status, fills and average price."""
+        owner, parsed = authenticated_request(ORDER_ID_SCHEMA)
+        broker = desk().orders.broker(trader_of(owner))
+        report = broker.order(parsed["orderid"])
+        return with_mode({"data": order_status_row(report)}, broker.mode, parsed)
+
+
+@ns.route("/openposition")
+class OpenPosition(InfoResource):
+    @ns.expect(request_model(ns, "OpenPositionRequest", OPEN_POSITION_SCHEMA), validate=False)
+    def post(self) -> dict[str, Any]:
+        """The net quantity held in one symbol and product (0 when flat)."""
+        owner, parsed = authenticated_request(OPEN_POSITION_SCHEMA)
+        broker = desk().orders.broker(trader_of(owner))
+        symbol, exchange = parsed["symbol"].upper(), parsed["exchange"]
+        quantity = sum(
+            position.net_quantity
+            for position in broker.positions()
+            if (position.symbol, position.exchange, position.product.value)
+            == (symbol, exchange, parsed["product"])
+        )
+        return with_mode({"quantity": quantity}, broker.mode, parsed)
+
+
+api.add_namespace(ns)

@@ -1,0 +1,148 @@
+"""The order pipeline: one path for every order, whatever its source (DESIGN.md).
+
+normalise -> validate against the instrument master -> risk gates -> order-mode gate ->
+route to the user's broker -> record a latency sample -> publish an order event.
+Callers (REST, pages, webhooks, strategies, Telegram) hand in a normalised `OrderRequest`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from broker.base import Broker, TradingMode, broker_for
+from database.engine import DatabaseName
+from database.models import OrderLatency
+from services.background_writer import BackgroundWriter
+from services.errors import DalalError
+from services.orders.model import ModifyRequest, OrderReport, OrderRequest
+from services.orders.validation import validate_order
+
+if TYPE_CHECKING:
+    from services.desk import Desk
+
+
+@dataclass(frozen=True, slots=True)
+class Trader:
+    """Who an order is for: the user and the broker and mode they trade in."""
+
+    user_id: int
+    broker: str
+    order_mode: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOutcome:
+    report: OrderReport
+    mode: TradingMode
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySample:
+    user_id: int
+    broker: str
+    operation: str
+    order_id: str | None
+    validate_us: int
+    broker_us: int
+    total_us: int
+    outcome: str
+
+
+class OrderGate(Protocol):
+    """A pre-trade check (risk rules, order mode): raises a DalalError to stop the order."""
+
+    def check(self, trader: Trader, request: OrderRequest) -> None: ...
+
+
+class OrderPipeline:
+    def __init__(self, desk: Desk, gates: list[OrderGate] | None = None) -> None:
+        self._desk = desk
+        self._gates: list[OrderGate] = list(gates or [])
+        self._latency = BackgroundWriter[LatencySample](
+            desk.databases,
+            DatabaseName.LATENCY,
+            lambda sample: OrderLatency(created_at=desk.clock.now(), **sample.__dict__),
+            name="order-latency",
+        )
+
+    def add_gate(self, gate: OrderGate) -> None:
+        self._gates.append(gate)
+
+    def broker(self, trader: Trader) -> Broker:
+        return broker_for(trader.broker, trader.user_id, self._desk)
+
+    def place(self, trader: Trader, request: OrderRequest) -> OrderOutcome:
+        started = time.perf_counter()
+        market = self._desk.market
+        instrument = market.instrument(request.symbol, request.exchange)
+        band = (
+            market.source.price_band(instrument) if instrument.exchange in ("NSE", "BSE") else None
+        )
+        request = validate_order(request, instrument, band)
+        for gate in self._gates:
+            gate.check(trader, request)
+        validated = time.perf_counter()
+        broker = self.broker(trader)
+        try:
+            report = broker.place_order(request)
+        except DalalError:
+            self._record(trader, "place", None, started, validated, "rejected")
+            raise
+        broker.sync()
+        self._record(trader, "place", report.order_id, started, validated, report.status.value)
+        self._desk.events.publish("order", trader.user_id, report)
+        return OrderOutcome(report, broker.mode)
+
+    def modify(self, trader: Trader, request: ModifyRequest) -> OrderOutcome:
+        started = time.perf_counter()
+        broker = self.broker(trader)
+        report = broker.modify_order(request)
+        broker.sync()
+        self._record(trader, "modify", report.order_id, started, started, report.status.value)
+        self._desk.events.publish("order", trader.user_id, report)
+        return OrderOutcome(report, broker.mode)
+
+    def cancel(self, trader: Trader, order_id: str) -> OrderOutcome:
+        started = time.perf_counter()
+        broker = self.broker(trader)
+        report = broker.cancel_order(order_id)
+        broker.sync()
+        self._record(trader, "cancel", report.order_id, started, started, report.status.value)
+        self._desk.events.publish("order", trader.user_id, report)
+        return OrderOutcome(report, broker.mode)
+
+    def cancel_all(self, trader: Trader) -> tuple[list[str], list[tuple[str, str]], TradingMode]:
+        broker = self.broker(trader)
+        cancelled, failed = broker.cancel_all_orders()
+        broker.sync()
+        for order_id in cancelled:
+            self._desk.events.publish("order", trader.user_id, broker.order(order_id))
+        return cancelled, failed, broker.mode
+
+    def flush(self) -> None:
+        self._latency.flush()
+
+    def _record(
+        self,
+        trader: Trader,
+        operation: str,
+        order_id: str | None,
+        started: float,
+        validated: float,
+        outcome: str,
+    ) -> None:
+        finished = time.perf_counter()
+        self._latency.write(
+            LatencySample(
+                user_id=trader.user_id,
+                broker=trader.broker,
+                operation=operation,
+                order_id=order_id,
+                validate_us=int((validated - started) * 1e6),
+                broker_us=int((finished - validated) * 1e6),
+                total_us=int((finished - started) * 1e6),
+                outcome=outcome[:16],
+            )
+        )
