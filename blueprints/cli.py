@@ -16,6 +16,7 @@ from services.errors import DalalError
 user_cli = AppGroup("user", help="Create users and reset passwords.")
 apikey_cli = AppGroup("apikey", help="Create, regenerate and revoke API keys.")
 db_cli = AppGroup("db", help="Database schema migrations.")
+sandbox_cli = AppGroup("sandbox", help="The paper-trading exchange.")
 
 
 def _fail(error: DalalError) -> click.ClickException:
@@ -78,6 +79,21 @@ def revoke_key(username: str) -> None:
         raise click.ClickException(f"{view.username} has no API key to revoke.")
 
 
+@sandbox_cli.command("reset")
+@click.argument("username")
+def reset_sandbox(username: str) -> None:
+    """Wipe USERNAME's paper orders, positions and holdings; capital back to the start."""
+    try:
+        view = desk().accounts.get_by_username(username)
+        funds = desk().sandbox.reset(view.id)
+    except DalalError as e:
+        raise _fail(e) from None
+    click.echo(
+        f"Reset the paper account of {view.username}: available cash "
+        f"₹{funds.available_cash:,.2f} (reset #{funds.reset_count})."
+    )
+
+
 @db_cli.command("upgrade")
 def upgrade() -> None:
     """Bring all four databases to the newest schema."""
@@ -105,5 +121,5 @@ def revision(database: str, message: str) -> None:
 def register_cli(app: Flask) -> None:
     from blueprints.cli_market import master_contract_command
 
-    for command in (user_cli, apikey_cli, db_cli, master_contract_command):
+    for command in (user_cli, apikey_cli, db_cli, sandbox_cli, master_contract_command):
         app.cli.add_command(command)

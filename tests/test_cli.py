@@ -119,3 +119,13 @@ def test_db_upgrade(desk: Desk) -> None:
     result = desk.flask("db", "upgrade")
     assert result.returncode == 0, result.stderr
     assert "newest schema" in result.stdout
+
+
+def test_sandbox_reset(desk: Desk) -> None:
+    assert _create(desk).returncode == 0
+    result = desk.flask("sandbox", "reset", "ops")
+    assert result.returncode == 0, result.stderr
+    assert "Reset the paper account of ops: available cash ₹10,000,000.00 (reset #1)." in (
+        result.stdout
+    )
+    assert desk.flask("sandbox", "reset", "ghost").returncode == 1
