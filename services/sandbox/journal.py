@@ -257,7 +257,12 @@ class Journal:
             batch = _Batch()
             for unit in units:
                 for start in range(0, len(unit), 4):
-                    kind, table, key, row = unit[start : start + 4]
+                    kind, table, key, row = (
+                        unit[start],
+                        unit[start + 1],
+                        unit[start + 2],
+                        unit[start + 3],
+                    )
                     if kind == "upsert":
                         upserts = batch.upserts.get(table)
                         if upserts is None:

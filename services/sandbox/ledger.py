@@ -216,12 +216,17 @@ class Ledger:
         if instrument is None:
             raise ValueError(f"order {order.order_id} has no contract to fill")
         key = (order.symbol, order.exchange, order.product)
-        created = key not in book.positions
-        position = self.position(book, instrument, order.product)
-        holding = book.holdings.get((order.symbol, order.exchange))
+        position = book.positions.get(key)
+        created = position is None
+        if position is None:
+            position = book.positions[key] = PositionState(
+                book.user_id, instrument, order.product, book.day
+            )
+        delivering = order.product is Product.CNC and order.side is Side.SELL
+        holding = book.holdings.get((order.symbol, order.exchange)) if delivering else None
         saved = (_get_book(book), _get_order(order), _get_position(position))
         saved_holding = None if holding is None else (holding.quantity, holding.cost)
-        dp_before = (order.symbol, order.exchange) in book.dp_charged
+        dp_before = delivering and (order.symbol, order.exchange) in book.dp_charged
         available = book.available
         self.block(book, order, ZERO)
         pending: list[tuple[Decimal, int, ChargeBreakdown, Decimal]] = []
@@ -250,7 +255,7 @@ class Ledger:
             _restore(position, _POSITION_FIELDS, saved[2])
             if holding is not None and saved_holding is not None:
                 holding.quantity, holding.cost = saved_holding
-            if not dp_before:
+            if delivering and not dp_before:
                 book.dp_charged.discard((order.symbol, order.exchange))
             if created:
                 del book.positions[key]

@@ -38,7 +38,8 @@ class Validator:
         self._view = view
         self._settings = settings
         self._timetable = timetable
-        self._bands: dict[tuple[str, str, date], tuple[Decimal, Decimal]] = {}
+        self._bands: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+        self._bands_day: date | None = None
 
     def instrument(self, symbol: str, exchange: str, now: datetime, day: date) -> Instrument:
         if exchange in _INDEX_EXCHANGES:
@@ -151,7 +152,10 @@ class Validator:
             )
 
     def _band(self, instrument: Instrument, now: datetime, day: date) -> tuple[Decimal, Decimal]:
-        key = (instrument.symbol, instrument.exchange.value, day)
+        if self._bands_day != day:  # bands hold for a day: start afresh each day
+            self._bands = {}
+            self._bands_day = day
+        key = (instrument.symbol, instrument.exchange.value)
         found = self._bands.get(key)
         if found is not None:
             return found

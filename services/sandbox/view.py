@@ -82,14 +82,14 @@ class MarketView:
         try:
             with book.lock:
                 return self.snapshot(book, at).depth.quote.ltp
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, IndexError, ArithmeticError):
             return None
 
     def quote_at(self, instrument: Instrument, at: datetime) -> Decimal | None:
         """The last price at a past instant (expiry, square-off), not cached."""
         try:
             return self.market.source.quote(instrument, at).ltp
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, IndexError, ArithmeticError):
             return None
 
     def underlying(self, instrument: Instrument) -> Instrument | None:
