@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -27,6 +28,7 @@ from services.market.candles import (
     aggregate,
     day_start_epoch,
     intraday_buckets,
+    round_to_tick,
     to_candles,
     to_price,
 )
@@ -67,6 +69,16 @@ def _epoch(instant: datetime) -> int:
     return math.floor(instant.timestamp())
 
 
+@dataclass(frozen=True, slots=True)
+class _RunningExtremes:
+    """A day's opening log price, running log highs/lows by minute and cumulative units."""
+
+    open: float
+    highs: list[float]
+    lows: list[float]
+    units: IntArray
+
+
 class SimulatedMarket:
     """The built-in market-data source (see module docstring)."""
 
@@ -87,6 +99,7 @@ class SimulatedMarket:
         self._clock = clock
         self._tracks = TrackBook(instruments, reference, seed)
         self._store = PathStore(calendar, clock, always_open)
+        self._extremes: dict[tuple[int, int], _RunningExtremes] = {}
         self._volatilities: BoundedCache[tuple[int, int], float] = BoundedCache(200_000)
         self._batches: list[TickBatch] = []  # the few lists tick_prices is called with
 
@@ -133,6 +146,8 @@ class SimulatedMarket:
     def _quote_and_book(self, instrument: Instrument, at: datetime | None) -> tuple[Quote, Book]:
         plan = self.plan(instrument)
         moment = self._store.moment(plan.track, _epoch(at or self._clock.now()))
+        if plan.kind is PlanKind.SPOT:
+            return self._spot_quote_and_book(plan, moment)
         minutes = self.day_minutes(plan, moment.day, moment.point).rounded(float(plan.tick))
         last = float(minutes.close[-1])
         book = self._book(plan, moment, last, int(minutes.volume.sum()))
@@ -147,6 +162,54 @@ class SimulatedMarket:
             last_quantity=book.last_quantity,
         )  # fmt: skip
         return quote, book
+
+    def _spot_quote_and_book(self, plan: Plan, moment: Moment) -> tuple[Quote, Book]:
+        """The same quote as the candle path, from running extremes: no per-call array work.
+
+        The paper exchange asks for a fresh book every second for every traded contract, so
+        this path keeps it to a few scalar operations (tests/market check it agrees exactly).
+        """
+        day, point = moment.day, moment.point
+        running = self._running_extremes(plan, day)
+        minute, second = divmod(point, 60)
+        row = self._store.minute(plan.track, day, minute)[: second + 1]
+        high = max(float(row.max()), running.highs[minute - 1] if minute else -math.inf)
+        low = min(float(row.min()), running.lows[minute - 1] if minute else math.inf)
+        units = running.units
+        before = int(units[minute - 1]) if minute else 0
+        minute_lots = (int(units[minute]) - before) // plan.lot
+        volume = before + minute_lots * (second + 1) // 60 * plan.lot
+        tick = float(plan.tick)
+        last = float(round_to_tick(np.exp(np.array([row[-1]])), tick)[0])
+        book = self._book(plan, moment, last, volume)
+
+        def price(log_value: float) -> Decimal:
+            return to_price(float(round_to_tick(np.exp(np.array([log_value])), tick)[0]), plan.tick)
+
+        quote = Quote(
+            symbol=plan.instrument.symbol, exchange=plan.instrument.exchange,
+            ltp=to_price(last, plan.tick), open=price(running.open), high=price(high),
+            low=price(low), prev_close=self._previous_close(plan, day), bid=book.bid,
+            ask=book.ask, volume=volume, oi=0,
+            timestamp=datetime.fromtimestamp(moment.epoch, IST), last_quantity=book.last_quantity,
+        )  # fmt: skip
+        return quote, book
+
+    def _running_extremes(self, plan: Plan, day: int) -> _RunningExtremes:
+        key = (plan.track.key, day)
+        found = self._extremes.get(key)
+        if found is None:
+            detail = self._store.detail(plan.track, day)
+            found = _RunningExtremes(
+                open=float(detail.opens[0]),
+                highs=np.maximum.accumulate(detail.highs).tolist(),
+                lows=np.minimum.accumulate(detail.lows).tolist(),
+                units=self._cumulative_units(plan, day),
+            )
+            if len(self._extremes) > 4096:
+                self._extremes.clear()
+            self._extremes[key] = found
+        return found
 
     def _book(self, plan: Plan, moment: Moment, last: float, volume: int) -> Book:
         tick = plan.tick

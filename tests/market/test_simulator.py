@@ -330,3 +330,24 @@ def test_volatility_of_refuses_a_future(market: SimulatedMarket, master: Instrum
         market.volatility_of(first_future(master, "NIFTY", "NFO"), NOW)
     with pytest.raises(ValueError, match="not a derivative"):
         market.forward_of(get(master, "NIFTY", "NSE_INDEX"), NOW)
+
+
+@pytest.mark.parametrize("mode", ["always_open", "sessions"])
+def test_spot_fast_quote_equals_the_candle_path(
+    mode: str, market: SimulatedMarket, sessions_market: SimulatedMarket, master: InstrumentMaster
+) -> None:
+    source = market if mode == "always_open" else sessions_market
+    for symbol in ("SBIN", "RELIANCE", "INFY"):
+        stock = get(master, symbol, "NSE")
+        plan = source.plan(stock)
+        for offset in (0, 59, 61, 3_599, 20_000):
+            at = FRIDAY_CLOSE - timedelta(seconds=offset)
+            quote = source.quote(stock, at)
+            moment = source._store.moment(plan.track, int(at.timestamp()))
+            minutes = source.day_minutes(plan, moment.day, moment.point).rounded(float(plan.tick))
+            tick = plan.tick
+            assert quote.ltp == (Decimal(str(minutes.close[-1])) / tick).quantize(1) * tick
+            assert quote.high == (Decimal(str(minutes.high.max())) / tick).quantize(1) * tick
+            assert quote.low == (Decimal(str(minutes.low.min())) / tick).quantize(1) * tick
+            assert quote.open == (Decimal(str(minutes.open[0])) / tick).quantize(1) * tick
+            assert quote.volume == int(minutes.volume.sum())
