@@ -19,6 +19,7 @@ from gunicorn.app.base import BaseApplication
 from config import DEFAULT_ENV_FILE, SAMPLE_ENV_FILE, ConfigError, Settings, load_settings
 from database.migrate import upgrade_all
 from services.envfile import ensure_env_file
+from services.runtime import tune_garbage_collector
 
 log = logging.getLogger("dalal")
 
@@ -72,6 +73,7 @@ class DalalServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from app import create_app
 
+        tune_garbage_collector()
         # Migrations already ran in prepare(), once, before the workers started.
         app = create_app(self.settings, migrate=False)
         # The heartbeat belongs to the serving process (one worker on the embedded default).

@@ -29,6 +29,7 @@ from services.clock import IST, FixedClock
 from services.market.model import Exchange, Instrument
 from services.market.service import MarketData, MarketSettings
 from services.orders.model import OrderRequest, PriceType, Product, Side
+from services.runtime import tune_garbage_collector
 from services.sandbox.engine import SandboxEngine
 from services.sandbox.settings import SandboxSettings
 
@@ -126,6 +127,7 @@ def measure_ticks(engine: SandboxEngine, options: list[Instrument], at: datetime
 
 
 def main() -> None:
+    tune_garbage_collector()  # as the desk's server process does at start
     with tempfile.TemporaryDirectory() as folder:
         settings = settings_in(folder)
         upgrade_all(settings)

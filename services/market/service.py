@@ -18,6 +18,7 @@ from services.market.instrument_store import InstrumentMaster, InstrumentStore, 
 from services.market.master import build_master
 from services.market.model import Exchange, Instrument
 from services.market.simulator import SimulatedMarket
+from services.runtime import freeze_long_lived_objects
 
 VALID_EXCHANGES = tuple(exchange.value for exchange in Exchange)
 
@@ -51,6 +52,7 @@ class MarketData:
             if self._master is None or self._master.built_on < today:
                 self._master = ensure_master(self._store, self.calendar, today)
                 self._source = None
+                freeze_long_lived_objects()
             return self._master
 
     @property

@@ -31,7 +31,6 @@ holding returns its cost and realises the difference.
 
 from __future__ import annotations
 
-import gc
 import threading
 from datetime import datetime
 from decimal import Decimal
@@ -52,6 +51,7 @@ from services.orders.model import (
     PositionReport,
     TradeReport,
 )
+from services.runtime import freeze_long_lived_objects
 from services.sandbox.books import price_key
 from services.sandbox.flow import OrderFlow
 from services.sandbox.ids import IdSource
@@ -98,9 +98,9 @@ class SandboxEngine:
             loaded.runs,
         )  # fmt: skip
         self._rest_loaded_orders()
-        # Loading the books (and, before them, the instrument master) leaves a large young heap;
-        # collect it now rather than in a ~100 ms pause on one of the first orders.
-        gc.collect()
+        # Loading the books (and, before them, the instrument master) leaves a large long-lived
+        # heap: collect and freeze it now rather than pause on one of the first orders.
+        freeze_long_lived_objects()
 
     def _rest_loaded_orders(self) -> None:
         for book in self._books.values():
