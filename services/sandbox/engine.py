@@ -87,7 +87,7 @@ class SandboxEngine:
         self._lifecycle_lock = threading.Lock()
         self._journal = Journal(engine, SPECS, USER_TABLES)
         ids = IdSource(loaded.last_order_number, loaded.last_trade_number)
-        timetable = Timetable(settings, market.calendar)
+        timetable = Timetable(settings, market.calendar, always_open=market.settings.always_open)
         self._ledger = Ledger(self._view, settings, ids)
         self._flow = OrderFlow(
             self._view, Validator(self._view, settings, timetable), self._ledger, ids,

@@ -2,8 +2,9 @@
 
 MIS auto square-off follows Zerodha's published times (MARKET-FACTS §6): equity 15:20,
 equity/index F&O 15:25, currency 16:45, commodities 25 minutes before MCX closes (23:05 or
-23:30 depending on US daylight saving). The same IST times apply in always-open mode, where
-the day rolls over at IST midnight.
+23:30 depending on US daylight saving). In always-open mode (the demo market that never
+closes) every venue squares MIS off at 23:50 IST, just before the day rolls over at midnight,
+so intraday trading works at any hour of the day.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ DEFAULT_SQUAREOFF_TIMES: tuple[tuple[str, time], ...] = (
     ("BCD", time(16, 45)),
 )
 COMMODITY_VENUES = frozenset({"MCX"})
+ALWAYS_OPEN_SQUAREOFF = time(23, 50)
 VENUES = ("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX")
 
 
@@ -51,8 +53,11 @@ class SandboxSettings:
 class Timetable:
     """Per-venue cut-offs of one day, cached (they are read on every MIS order)."""
 
-    def __init__(self, settings: SandboxSettings, calendar: MarketCalendar) -> None:
+    def __init__(
+        self, settings: SandboxSettings, calendar: MarketCalendar, *, always_open: bool = False
+    ) -> None:
         self._calendar = calendar
+        self._always_open = always_open
         self._times = dict(settings.squareoff_times)
         self._before_close = settings.commodity_squareoff_before_close
         self._cutoffs: dict[tuple[str, date], datetime] = {}
@@ -62,7 +67,9 @@ class Timetable:
         key = (venue, day)
         found = self._cutoffs.get(key)
         if found is None:
-            if venue in COMMODITY_VENUES:
+            if self._always_open:
+                found = datetime.combine(day, ALWAYS_OPEN_SQUAREOFF, tzinfo=IST)
+            elif venue in COMMODITY_VENUES:
                 found = self.commodity_close(day) - self._before_close
             else:
                 found = datetime.combine(day, self._times.get(venue, time(15, 20)), tzinfo=IST)

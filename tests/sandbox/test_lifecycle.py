@@ -96,8 +96,13 @@ def test_monday_buy_settles_on_wednesday_across_the_holiday(
 
 
 def test_mis_positions_are_squared_off_at_their_venue_cut_off(
-    engine: SandboxEngine, clock: FixedClock, market: MarketData, master: InstrumentMaster
+    make_engine: EngineFactory,
+    clock: FixedClock,
+    calendar_market: MarketData,
+    master: InstrumentMaster,
 ) -> None:
+    market = calendar_market
+    engine = make_engine(market_data=market)
     sbin = instrument(master, "SBIN", "NSE")
     engine.place(USER, order("SBIN", Side.BUY, 10))
     engine.place(USER, order("NIFTY23NOV26FUT", Side.SELL, 65, exchange="NFO"))
@@ -219,13 +224,17 @@ def test_day_orders_expire_at_the_rollover_in_always_open_mode(
 
 
 def test_missed_square_off_happens_at_the_next_start(
-    make_engine: EngineFactory, clock: FixedClock, market: MarketData, master: InstrumentMaster
+    make_engine: EngineFactory,
+    clock: FixedClock,
+    calendar_market: MarketData,
+    master: InstrumentMaster,
 ) -> None:
-    engine = make_engine()
+    market = calendar_market
+    engine = make_engine(market_data=market)
     bought = engine.place(USER, order("SBIN", Side.BUY, 10))
     engine.close()
     clock.set(MONDAY_MORNING)  # the desk was down from Friday morning to Monday
-    restarted = make_engine()
+    restarted = make_engine(market_data=market)
     restarted.run_lifecycle()
     cutoff = datetime(2026, 11, 20, 15, 20, tzinfo=IST)
     bid = market.source.depth(instrument(master, "SBIN", "NSE"), cutoff).buy[0].price
@@ -237,9 +246,9 @@ def test_missed_square_off_happens_at_the_next_start(
 
 
 def test_steps_that_ran_are_remembered_across_a_restart(
-    make_engine: EngineFactory, clock: FixedClock
+    make_engine: EngineFactory, clock: FixedClock, calendar_market: MarketData
 ) -> None:
-    engine = make_engine()
+    engine = make_engine(market_data=calendar_market)
     engine.place(USER, order("SBIN", Side.BUY, 10))
     clock.set(datetime(2026, 11, 20, 15, 26, tzinfo=IST))
     engine.run_lifecycle()
@@ -248,8 +257,25 @@ def test_steps_that_ran_are_remembered_across_a_restart(
     orders = engine.orders(USER)
     engine.close()
 
-    restarted = make_engine()
+    restarted = make_engine(market_data=calendar_market)
     due = restarted._lifecycle.due_steps(clock.now(), clock.now().date())
     assert not done & set(due)
     restarted.run_lifecycle()
     assert restarted.orders(USER) == orders
+
+
+def test_always_open_mode_squares_mis_off_just_before_midnight(
+    engine: SandboxEngine, clock: FixedClock
+) -> None:
+    # The demo market never closes: intraday trading works in the evening too.
+    clock.set(datetime(2026, 11, 20, 20, 0, tzinfo=IST))
+    placed = engine.place(USER, order("SBIN", Side.BUY, 10))
+    assert placed.status is OrderStatus.COMPLETE
+    clock.set(datetime(2026, 11, 20, 23, 49, tzinfo=IST))
+    engine.run_lifecycle()
+    assert engine.positions(USER)[0].net_quantity == 10
+    clock.set(datetime(2026, 11, 20, 23, 50, tzinfo=IST))
+    engine.run_lifecycle()
+    assert [p.net_quantity for p in engine.positions(USER)] == [0]
+    assert engine.orders(USER)[0].strategy == "Squareoff"
+    assert_reconciles(engine)

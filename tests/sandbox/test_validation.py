@@ -135,8 +135,9 @@ def test_insufficient_funds(
 
 
 def test_mis_is_refused_after_the_square_off_cut_off(
-    engine: SandboxEngine, clock: FixedClock
+    make_engine: EngineFactory, clock: FixedClock, calendar_market: MarketData
 ) -> None:
+    engine = make_engine(market_data=calendar_market)
     clock.set(datetime(2026, 11, 20, 15, 20, tzinfo=IST))
     assert _rejected(engine, order("SBIN", Side.BUY, 1)) == (
         "MIS orders cannot be placed after square-off time (15:20 IST) on NSE. "
