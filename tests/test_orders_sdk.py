@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -212,3 +213,84 @@ def test_analyzer(client: OpenAlgo) -> None:
     stay = client.analyzertoggle(mode=True)
     assert stay["status"] == "success"
     assert stay["data"]["message"] == "Analyzer mode switched to analyze"
+
+
+def test_concurrent_orders_over_http_keep_the_books_consistent(
+    client: OpenAlgo, desk: RunningDesk
+) -> None:
+    before = {o["orderid"] for o in client.orderbook()["data"]["orders"]}
+    start_qty = int(client.openposition(symbol="ITC", exchange="NSE", product="CNC")["quantity"])
+    workers, each = 8, 15
+
+    def trade(worker: int) -> list[str]:
+        own = OpenAlgo(api_key=client.api_key, host=desk.url, timeout=60)
+        ids = []
+        for number in range(each):
+            side = "BUY" if (worker + number) % 3 else "SELL"
+            result = own.placeorder(
+                symbol="ITC",
+                action=side,
+                exchange="NSE",
+                product="CNC",
+                quantity=1,
+                strategy=f"w{worker}",
+            )
+            if result["status"] == "success":
+                ids.append(result["orderid"])
+        return ids
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        placed = [order_id for ids in pool.map(trade, range(workers)) for order_id in ids]
+    assert len(placed) == len(set(placed))  # no order id handed out twice
+    orders = {o["orderid"]: o for o in client.orderbook()["data"]["orders"]}
+    new = [orders[order_id] for order_id in placed]
+    assert {o["orderid"] for o in new}.isdisjoint(before)
+    filled = [o for o in new if o["order_status"] == "complete"]
+    net = sum(o["filled_quantity"] * (1 if o["action"] == "BUY" else -1) for o in filled)
+    position = int(client.openposition(symbol="ITC", exchange="NSE", product="CNC")["quantity"])
+    assert position == start_qty + net
+    trades = [t for t in client.tradebook()["data"] if t["orderid"] in set(placed)]
+    assert sum(t["quantity"] for t in trades) == sum(o["filled_quantity"] for o in new)
+    funds_reconcile(client)
+
+
+def test_a_restart_loses_nothing(client: OpenAlgo, desk: RunningDesk) -> None:
+    quote = client.quotes(symbol="HDFCBANK", exchange="NSE")["data"]
+    resting = client.placeorder(
+        symbol="HDFCBANK",
+        action="BUY",
+        exchange="NSE",
+        price_type="LIMIT",
+        product="CNC",
+        quantity=3,
+        price=round(round(quote["ltp"] * 0.9 / 0.05) * 0.05, 2),
+    )
+    assert resting["status"] == "success"
+    snapshot = (
+        client.orderbook()["data"],
+        client.tradebook()["data"],
+        client.positionbook()["data"],
+        client.holdings()["data"],
+    )
+    funds = client.funds()["data"]
+    desk.stop()
+    desk.start()
+    after = (
+        client.orderbook()["data"],
+        client.tradebook()["data"],
+        client.positionbook()["data"],
+        client.holdings()["data"],
+    )
+    assert after[0] == snapshot[0]
+    assert after[1] == snapshot[1]
+
+    # Positions and funds are re-marked at the market, so compare what the books hold.
+    def held(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
+        keys = ("symbol", "exchange", "product", "quantity", "average_price", "today_realized_pnl")
+        return [tuple(row[k] for k in keys) for row in rows]
+
+    assert held(after[2]) == held(snapshot[2])
+    after_funds = client.funds()["data"]
+    for key in ("utiliseddebits", "m2mrealized", "charges", "availablecash"):
+        assert after_funds[key] == funds[key], key
+    assert client.orderstatus(order_id=resting["orderid"])["data"]["order_status"] == "open"
