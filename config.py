@@ -62,6 +62,7 @@ class Settings:
     market_mode: str = "always_open"
     market_seed: int = 7
     sandbox_starting_capital: Decimal = Decimal("10000000")
+    sandbox_auto_reset: str = "never"
     testing: bool = False
 
     @property
@@ -106,6 +107,9 @@ class Settings:
                 "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
             ),
             auto_migrate=reader.boolean("AUTO_MIGRATE", True),
+            sandbox_auto_reset=reader.choice(
+                "SANDBOX_AUTO_RESET", "NEVER", ("NEVER", "DAILY", "WEEKLY", "MONTHLY")
+            ).lower(),
             market_mode=reader.choice(
                 "MARKET_MODE", "ALWAYS_OPEN", ("ALWAYS_OPEN", "CALENDAR")
             ).lower(),

@@ -106,7 +106,7 @@ class Desk:
         from services.sandbox.runner import SandboxRunner
 
         if self._runner is None:
-            self._runner = SandboxRunner(self.sandbox)
+            self._runner = SandboxRunner(self.sandbox, auto_reset=self.settings.sandbox_auto_reset)
             self._runner.start()
 
     def close(self) -> None:

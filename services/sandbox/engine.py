@@ -32,11 +32,11 @@ holding returns its cost and realises the difference.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from database.engine import DatabaseName, Databases
-from services.clock import Clock
+from services.clock import IST, Clock
 from services.market.candles import to_price
 from services.market.model import Instrument
 from services.market.service import MarketData
@@ -321,9 +321,40 @@ class SandboxEngine:
             self._flow.commit(Changes(book, wipe=True), now)
             return book.funds(ZERO)
 
+    def reset_due(self, schedule: str, at: datetime | None = None) -> list[int]:
+        """Reset every account with activity whose last reset predates this period.
+
+        `schedule` is "daily", "weekly" (periods start Monday 00:00 IST) or "monthly"; the
+        scheduled reset of SANDBOX_AUTO_RESET. Returns the users reset.
+        """
+        now = at or self._clock.now()
+        start = reset_period_start(schedule, now)
+        due = [
+            user_id
+            for user_id, book in list(self._books.items())
+            if (book.orders or book.trades or book.positions or book.holdings)
+            and (book.last_reset or book.created_at) < start
+        ]
+        for user_id in due:
+            self.reset(user_id)
+        return due
+
     def flush(self) -> None:
         """Block until everything done so far is committed to the sandbox database."""
         self._journal.flush()
 
     def close(self) -> None:
         self._journal.close()
+
+
+def reset_period_start(schedule: str, now: datetime) -> datetime:
+    """00:00 IST of the day, the week's Monday or the month's first day containing `now`."""
+    local = now.astimezone(IST)
+    day = local.date()
+    if schedule == "weekly":
+        day -= timedelta(days=day.weekday())
+    elif schedule == "monthly":
+        day = day.replace(day=1)
+    elif schedule != "daily":
+        raise ValueError(f"unknown reset schedule {schedule!r}: daily, weekly or monthly")
+    return datetime.combine(day, time(0, 0), tzinfo=IST)

@@ -20,12 +20,20 @@ class Heartbeat(Protocol):
 
     def run_lifecycle(self) -> None: ...
 
+    def reset_due(self, schedule: str) -> list[int]: ...
+
 
 class SandboxRunner:
     def __init__(
-        self, engine: Heartbeat, *, tick_seconds: float = 1.0, lifecycle_seconds: float = 5.0
+        self,
+        engine: Heartbeat,
+        *,
+        auto_reset: str = "never",
+        tick_seconds: float = 1.0,
+        lifecycle_seconds: float = 5.0,
     ) -> None:
         self._engine = engine
+        self._auto_reset = auto_reset
         self._tick_seconds = tick_seconds
         self._lifecycle_seconds = lifecycle_seconds
         self._stop = threading.Event()
@@ -49,6 +57,8 @@ class SandboxRunner:
                 self._engine.on_tick()
                 if time.monotonic() >= next_lifecycle:
                     self._engine.run_lifecycle()
+                    if self._auto_reset != "never":
+                        self._engine.reset_due(self._auto_reset)
                     next_lifecycle = time.monotonic() + self._lifecycle_seconds
             except Exception:
                 log.exception("sandbox heartbeat round failed")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+import pytest
+
 from services.clock import IST, FixedClock
 from services.market.expiries import expiry_instant
 from services.market.instrument_store import InstrumentMaster
@@ -279,3 +281,16 @@ def test_always_open_mode_squares_mis_off_just_before_midnight(
     assert [p.net_quantity for p in engine.positions(USER)] == [0]
     assert engine.orders(USER)[0].strategy == "Squareoff"
     assert_reconciles(engine)
+
+
+def test_scheduled_weekly_reset(engine: SandboxEngine, clock: FixedClock) -> None:
+    engine.place(USER, order("SBIN", Side.BUY, 10, product=Product.CNC))
+    assert engine.reset_due("weekly") == []  # this week's books stay
+    clock.set(MONDAY_MORNING)  # a new week
+    assert engine.reset_due("weekly") == [USER]
+    funds = engine.funds(USER)
+    assert (funds.reset_count, funds.available_cash) == (1, funds.starting_capital)
+    assert engine.orders(USER) == [] and engine.positions(USER) == []
+    assert engine.reset_due("weekly") == []  # once per period
+    with pytest.raises(ValueError, match="unknown reset schedule"):
+        engine.reset_due("hourly")
