@@ -8,6 +8,7 @@ Callers (REST, pages, webhooks, strategies, Telegram) hand in a normalised `Orde
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -96,20 +97,20 @@ class OrderPipeline:
         return OrderOutcome(report, broker.mode)
 
     def modify(self, trader: Trader, request: ModifyRequest) -> OrderOutcome:
-        started = time.perf_counter()
-        broker = self.broker(trader)
-        report = broker.modify_order(request)
-        broker.sync()
-        self._record(trader, "modify", report.order_id, started, started, report.status.value)
-        self._desk.events.publish("order", trader.user_id, report)
-        return OrderOutcome(report, broker.mode)
+        return self._change(trader, "modify", lambda broker: broker.modify_order(request))
 
     def cancel(self, trader: Trader, order_id: str) -> OrderOutcome:
+        return self._change(trader, "cancel", lambda broker: broker.cancel_order(order_id))
+
+    def _change(
+        self, trader: Trader, operation: str, send: Callable[[Broker], OrderReport]
+    ) -> OrderOutcome:
+        """Send a change to an existing order, make it durable, time it and announce it."""
         started = time.perf_counter()
         broker = self.broker(trader)
-        report = broker.cancel_order(order_id)
+        report = send(broker)
         broker.sync()
-        self._record(trader, "cancel", report.order_id, started, started, report.status.value)
+        self._record(trader, operation, report.order_id, started, started, report.status.value)
         self._desk.events.publish("order", trader.user_id, report)
         return OrderOutcome(report, broker.mode)
 
