@@ -38,7 +38,17 @@ api = DalalApi(
 
 def init_api(app: Flask) -> None:
     # Importing a module registers its namespace on `api`.
-    from blueprints.api import account, calendar, market, options, orders, ping, symbols  # noqa: F401
+    from blueprints.api import (  # noqa: F401
+        account,
+        calendar,
+        gtt,
+        market,
+        options,
+        order_tools,
+        orders,
+        ping,
+        symbols,
+    )
 
     # Programs authenticate with an API key, not a browser session: no CSRF token applies.
     csrf.exempt(bp)

@@ -181,9 +181,19 @@ class OptionsAnalytics:
         strike_interval: Decimal | None = None,
     ) -> OptionPick:
         """The option at `offset` from ATM (listed strikes, or a fixed `strike_interval`)."""
+        resolved = self.underlying(underlying, exchange, expiry_text)
+        return self.pick_for(resolved, offset, option_type, strike_interval)
+
+    def pick_for(
+        self,
+        resolved: Underlying,
+        offset: str,
+        option_type: str,
+        strike_interval: Decimal | None = None,
+    ) -> OptionPick:
+        """`pick` against an underlying already resolved (one LTP snapshot for many legs)."""
         offset = check_offset(offset)
         kind = option_type.strip().upper()
-        resolved = self.underlying(underlying, exchange, expiry_text)
         strikes = self._strikes(resolved)
         atm = _nearest(strikes, resolved.ltp)
         steps = 0 if offset == "ATM" else int(offset[3:])

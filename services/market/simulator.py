@@ -116,8 +116,10 @@ class SimulatedMarket:
         self, instrument: Instrument, at: datetime | None = None
     ) -> tuple[Decimal, Decimal] | None:
         """Today's circuit limits (lower, upper) of a cash equity; None where there is no band."""
-        band = self._tracks.plan(instrument).track.band
-        if band is None:
+        plan = self._tracks.plan(instrument)
+        band = plan.track.band
+        # Circuit bands are a cash-equity rule; derivatives share the track, not the band.
+        if band is None or plan.kind is not PlanKind.SPOT:
             return None
         prev_close = self.quote(instrument, at).prev_close
         tick = instrument.tick_size

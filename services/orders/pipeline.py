@@ -22,6 +22,7 @@ from services.orders.validation import validate_order
 
 if TYPE_CHECKING:
     from services.desk import Desk
+    from services.orders.smart import SmartOrders
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class OrderPipeline:
     def __init__(self, desk: Desk, gates: list[OrderGate] | None = None) -> None:
         self._desk = desk
         self._gates: list[OrderGate] = list(gates or [])
+        self._smart: SmartOrders | None = None
         self._latency = BackgroundWriter[LatencySample](
             desk.databases,
             DatabaseName.LATENCY,
@@ -68,20 +70,30 @@ class OrderPipeline:
             name="order-latency",
         )
 
+    @property
+    def smart(self) -> SmartOrders:
+        """Smart orders share this pipeline and its per-position locks."""
+        if self._smart is None:
+            from services.orders.smart import SmartOrders
+
+            self._smart = SmartOrders(self)
+        return self._smart
+
     def add_gate(self, gate: OrderGate) -> None:
         self._gates.append(gate)
 
     def broker(self, trader: Trader) -> Broker:
         return broker_for(trader.broker, trader.user_id, self._desk)
 
-    def place(self, trader: Trader, request: OrderRequest) -> OrderOutcome:
-        started = time.perf_counter()
+    def check(self, request: OrderRequest) -> OrderRequest:
+        """Validate against the instrument master without sending (baskets check every leg)."""
         market = self._desk.market
         instrument = market.instrument(request.symbol, request.exchange)
-        band = (
-            market.source.price_band(instrument) if instrument.exchange in ("NSE", "BSE") else None
-        )
-        request = validate_order(request, instrument, band)
+        return validate_order(request, instrument, market.source.price_band(instrument))
+
+    def place(self, trader: Trader, request: OrderRequest) -> OrderOutcome:
+        started = time.perf_counter()
+        request = self.check(request)
         for gate in self._gates:
             gate.check(trader, request)
         validated = time.perf_counter()
