@@ -30,14 +30,14 @@ ping_request = ns.model(
 ping_data = ns.model(
     "PingData",
     {
-        "message": fields.String(example="pong"),
+        "message": fields.String(description="Always pong", example="pong"),
         "broker": fields.String(description="The user's active broker", example="sandbox"),
     },
 )
 ping_response = ns.model(
     "PingResponse",
     {
-        "status": fields.String(enum=["success"], example="success"),
+        "status": fields.String(enum=["success"], example="success", description="success"),
         "data": fields.Nested(ping_data),
         "warnings": fields.List(fields.String, description="Unknown fields that were ignored"),
     },
@@ -45,9 +45,11 @@ ping_response = ns.model(
 error_response = ns.model(
     "Error",
     {
-        "status": fields.String(enum=["error"], example="error"),
-        "message": fields.String(example="Invalid openalgo apikey"),
-        "code": fields.String(example="invalid_api_key"),
+        "status": fields.String(enum=["error"], example="error", description="error"),
+        "message": fields.String(
+            description="What went wrong, for a person", example="Invalid openalgo apikey"
+        ),
+        "code": fields.String(description="A stable machine code", example="invalid_api_key"),
     },
 )
 

@@ -206,6 +206,13 @@ _RESTX_KINDS = {
 }
 
 
+def _default_example(spec: Field) -> Any:
+    """An example for Swagger when the declaration gives none: the first choice or a zero."""
+    if spec.choices:
+        return spec.choices[0]
+    return {"str": "", "int": 0, "decimal": 0, "bool": False, "date": "2026-11-23"}.get(spec.kind)
+
+
 def request_model(namespace: Namespace, name: str, schema: Mapping[str, Field]) -> Any:
     """The Swagger model of a request body, from the same declaration that validates it."""
     model: dict[str, Any] = {
@@ -218,8 +225,9 @@ def request_model(namespace: Namespace, name: str, schema: Mapping[str, Field]) 
             "required": spec.required,
             "description": spec.description or spec.expected(),
         }
-        if spec.example is not None:
-            options["example"] = spec.example
+        example = spec.example if spec.example is not None else _default_example(spec)
+        if example is not None:
+            options["example"] = example
         if spec.choices:
             options["enum"] = list(spec.choices)
         if spec.kind == "list":
