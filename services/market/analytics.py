@@ -301,7 +301,13 @@ class OptionsAnalytics:
         listed = self._market.master.option_chain(
             resolved.name, resolved.options_exchange, resolved.expiry
         )
-        atm = _nearest([strike for strike, _c, _p in listed], resolved.ltp)
+        strikes = [strike for strike, _c, _p in listed]
+        if not strikes:
+            raise NotFound(
+                f"No options on {resolved.name} expiring {expiry_code(resolved.expiry)} in "
+                f"{resolved.options_exchange}. Check the expiry with /expiry."
+            )
+        atm = _nearest(strikes, resolved.ltp)
         for strike, call, put in listed:
             if strike == atm and call and put:
                 call_quote, put_quote = self._market.source.quotes([call, put])

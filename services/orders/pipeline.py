@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from broker.base import Broker, TradingMode, broker_for
@@ -66,7 +66,7 @@ class OrderPipeline:
         self._latency = BackgroundWriter[LatencySample](
             desk.databases,
             DatabaseName.LATENCY,
-            lambda sample: OrderLatency(created_at=desk.clock.now(), **sample.__dict__),
+            lambda sample: OrderLatency(created_at=desk.clock.now(), **asdict(sample)),
             name="order-latency",
         )
 
