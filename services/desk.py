@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from services.market.service import MarketData
     from services.orders.pipeline import OrderPipeline
     from services.sandbox.engine import SandboxEngine
+    from services.sandbox.gtt import GttBook
     from services.sandbox.runner import SandboxRunner
 
 
@@ -38,6 +39,7 @@ class Desk:
     _sandbox: SandboxEngine | None = field(default=None, repr=False)
     _pipeline: OrderPipeline | None = field(default=None, repr=False)
     _runner: SandboxRunner | None = field(default=None, repr=False)
+    _gtt: GttBook | None = field(default=None, repr=False)
 
     @property
     def market(self) -> MarketData:
@@ -76,6 +78,15 @@ class Desk:
         return self._sandbox
 
     @property
+    def gtt(self) -> GttBook:
+        """Good-till-triggered orders, fired through the order pipeline when prices cross."""
+        if self._gtt is None:
+            from services.sandbox.gtt import GttBook, pipeline_placer
+
+            self._gtt = GttBook(self.databases, self.market, self.clock, pipeline_placer(self))
+        return self._gtt
+
+    @property
     def orders(self) -> OrderPipeline:
         """The one order pipeline every source (API, pages, webhooks, strategies) goes through."""
         if self._pipeline is None:
@@ -106,7 +117,9 @@ class Desk:
         from services.sandbox.runner import SandboxRunner
 
         if self._runner is None:
-            self._runner = SandboxRunner(self.sandbox, auto_reset=self.settings.sandbox_auto_reset)
+            self._runner = SandboxRunner(
+                self.sandbox, auto_reset=self.settings.sandbox_auto_reset, gtt_check=self.gtt.check
+            )
             self._runner.start()
 
     def close(self) -> None:

@@ -1,5 +1,6 @@
 """All models, imported so each base's metadata is complete for Alembic."""
 
+from database.models.gtt import SandboxGtt
 from database.models.instruments import InstrumentRow
 from database.models.latency import OrderLatency
 from database.models.logs import ApiLog
@@ -14,5 +15,6 @@ __all__ = [
     "OrderLatency",
     "RecoveryCode",
     "SandboxAccount",
+    "SandboxGtt",
     "User",
 ]

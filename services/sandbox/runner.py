@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,13 @@ class SandboxRunner:
         engine: Heartbeat,
         *,
         auto_reset: str = "never",
+        gtt_check: Callable[[], object] | None = None,
         tick_seconds: float = 1.0,
         lifecycle_seconds: float = 5.0,
     ) -> None:
         self._engine = engine
         self._auto_reset = auto_reset
+        self._gtt_check = gtt_check
         self._tick_seconds = tick_seconds
         self._lifecycle_seconds = lifecycle_seconds
         self._stop = threading.Event()
@@ -55,6 +58,8 @@ class SandboxRunner:
         while not self._stop.wait(self._tick_seconds):
             try:
                 self._engine.on_tick()
+                if self._gtt_check is not None:
+                    self._gtt_check()
                 if time.monotonic() >= next_lifecycle:
                     self._engine.run_lifecycle()
                     if self._auto_reset != "never":
