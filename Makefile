@@ -53,6 +53,7 @@ bench: install-dev
 	$(VPY) bench/bench_apikey.py
 	$(VPY) bench/bench_market.py
 	$(VPY) bench/bench_sandbox.py
+	$(VPY) bench/bench_http.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

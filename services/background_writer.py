@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,13 +27,17 @@ class BackgroundWriter[T]:
         to_row: Callable[[T], Any],
         *,
         name: str,
-        batch_size: int = 200,
+        batch_size: int = 500,
+        linger_seconds: float = 0.2,
     ) -> None:
         self._databases = databases
         self._database = database
         self._to_row = to_row
         self._name = name
         self._batch_size = batch_size
+        # Waiting a moment gathers many records into one transaction: the request threads
+        # then share the interpreter with one short write instead of one write per request.
+        self._linger = linger_seconds
         # An Event in the queue is a flush marker: set once everything before it is stored.
         self._queue: queue.Queue[T | threading.Event] = queue.Queue(maxsize=100_000)
         self._thread: threading.Thread | None = None
@@ -65,6 +70,7 @@ class BackgroundWriter[T]:
             batch: list[T] = []
             markers: list[threading.Event] = []
             item = self._queue.get()
+            deadline = time.monotonic() + self._linger
             while True:
                 if isinstance(item, threading.Event):
                     markers.append(item)
@@ -73,7 +79,7 @@ class BackgroundWriter[T]:
                 if len(batch) >= self._batch_size or markers:
                     break
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
             self._store(batch)
