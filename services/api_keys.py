@@ -2,8 +2,9 @@
 
 Verifying a key finds its row with one indexed lookup on HMAC-SHA256(pepper, key). The Argon2
 hash is checked on the first use only; afterwards a small in-memory cache remembers that this
-exact stored hash was verified, so a request pays one indexed SELECT (well under a millisecond)
-and a revoked or regenerated key stops working at once in every process.
+exact stored hash was verified, so a request pays at most one indexed SELECT (well under a
+millisecond), and none when the same key was verified within the last second. A revoked or
+regenerated key stops working at once in this process and within a second in any other.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +28,9 @@ from services.passwords import hash_secret, verify_secret
 
 INVALID_KEY_MESSAGE = "Invalid openalgo apikey"
 _CACHE_SIZE = 4096
+# A key verified less than this long ago is trusted without a database read. Revoking or
+# regenerating in this process takes effect at once; another process sees it within this time.
+OWNER_TTL_SECONDS = 1.0
 _MAX_KEY_LENGTH = 256
 
 
@@ -53,6 +58,7 @@ class ApiKeyService:
         self._pepper_text = pepper
         self._clock = clock
         self._verified: OrderedDict[str, str] = OrderedDict()  # digest -> verified key_hash
+        self._recent: dict[str, tuple[ApiKeyOwner, float]] = {}  # digest -> (owner, until)
         self._lock = threading.Lock()
 
     def digest(self, key: str) -> str:
@@ -68,6 +74,7 @@ class ApiKeyService:
                 raise NotFound("User not found.")
             existing = session.scalar(select(ApiKey).where(ApiKey.user_id == user_id))
             if existing is not None:
+                self._forget(existing.key_digest)
                 session.delete(existing)
                 session.flush()
             session.add(
@@ -87,8 +94,7 @@ class ApiKeyService:
             if existing is None:
                 return False
             session.delete(existing)
-        with self._lock:
-            self._verified.pop(existing.key_digest, None)
+        self._forget(existing.key_digest)
         return True
 
     def info(self, user_id: int) -> ApiKeyInfo | None:
@@ -101,6 +107,9 @@ class ApiKeyService:
         if not key or len(key) > _MAX_KEY_LENGTH:
             raise InvalidApiKey(INVALID_KEY_MESSAGE)
         digest = self.digest(key)
+        recent = self._recent.get(digest)
+        if recent is not None and recent[1] > time.monotonic():
+            return recent[0]
         with self._db.session() as session:
             row = session.execute(
                 select(ApiKey.key_hash, User.id, User.username, User.broker, User.order_mode)
@@ -114,7 +123,22 @@ class ApiKeyService:
             if not verify_secret(key_hash, key, self._pepper_text):
                 raise InvalidApiKey(INVALID_KEY_MESSAGE)
             self._remember(digest, key_hash)
-        return ApiKeyOwner(user_id, username, broker, order_mode, digest)
+        owner = ApiKeyOwner(user_id, username, broker, order_mode, digest)
+        if len(self._recent) > _CACHE_SIZE:
+            self._recent.clear()
+        self._recent[digest] = (owner, time.monotonic() + OWNER_TTL_SECONDS)
+        return owner
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop cached verifications of a user (after changing their broker or order mode)."""
+        for digest, (owner, _until) in list(self._recent.items()):
+            if owner.user_id == user_id:
+                self._forget(digest)
+
+    def _forget(self, digest: str) -> None:
+        with self._lock:
+            self._verified.pop(digest, None)
+            self._recent.pop(digest, None)
 
     def _already_verified(self, digest: str, key_hash: str) -> bool:
         with self._lock:

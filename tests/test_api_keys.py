@@ -100,3 +100,27 @@ def test_argon2_runs_once_per_key_not_per_request(
     with pytest.raises(InvalidApiKey):
         keys.verify("f" * 64)
     assert len(calls) == 1  # an unknown key costs no hash at all
+
+
+def test_another_process_stops_accepting_a_revoked_key_within_the_ttl(
+    app: Flask, user: UserView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from services import api_keys
+    from services.api_keys import ApiKeyService
+
+    monkeypatch.setattr(api_keys, "OWNER_TTL_SECONDS", 0.05)
+    desk = desk_of(app)
+    here = desk.api_keys
+    # A second service on the same database stands for another worker process.
+    elsewhere = ApiKeyService(desk.databases, desk.settings.api_key_pepper, desk.clock)
+    key = here.create(user.id)
+    assert elsewhere.verify(key).user_id == user.id
+    here.revoke(user.id)
+    with pytest.raises(InvalidApiKey):
+        here.verify(key)  # this process: at once
+    assert elsewhere.verify(key).user_id == user.id  # the other: still within its second
+    time.sleep(0.06)
+    with pytest.raises(InvalidApiKey):
+        elsewhere.verify(key)
