@@ -105,8 +105,20 @@ def start_desk(folder: Path) -> tuple[subprocess.Popen[bytes], str, str]:
             stdin=subprocess.DEVNULL,
         ).stdout
 
-    cli("user", "create", "bench", "--email", "b@example.com", "--password", "Nifty-Straddle-2026")
-    key = cli("apikey", "create", "bench").strip().splitlines()[-1]
+    try:
+        cli(
+            "user",
+            "create",
+            "bench",
+            "--email",
+            "b@example.com",
+            "--password",
+            "Nifty-Straddle-2026",
+        )
+        key = cli("apikey", "create", "bench").strip().splitlines()[-1]
+    except subprocess.CalledProcessError:
+        os.killpg(server.pid, 15)  # never leave a desk running behind a failed set-up
+        raise
     return server, url, key
 
 
