@@ -280,6 +280,8 @@ def test_modify_and_cancel_are_blocked_in_semi_auto(gtt_app: Flask, client: Flas
     )[1]["trigger_id"]
     with desk.databases.session(DatabaseName.MAIN) as session:
         session.execute(update(User).where(User.id == user.id).values(order_mode="semi_auto"))
+    # Whatever switches a user's order mode must drop their cached key verifications.
+    desk.api_keys.forget_user(user.id)
     status, body = post(client, key, "cancelgttorder", trigger_id=trigger_id)
     assert status == 403 and "Semi-Auto" in body["message"]
 
