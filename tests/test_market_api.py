@@ -135,12 +135,18 @@ def test_embedded_expiry_in_the_underlying(client: FlaskClient, key: str) -> Non
 
 
 def test_offset_beyond_the_listed_strikes_is_404(client: FlaskClient, key: str) -> None:
-    status, body = post(client, key, "optionsymbol", underlying="MIDCPNIFTY",
-                        exchange="NSE_INDEX", expiry_date="29DEC26", offset="OTM50",
-                        option_type="CE")  # fmt: skip
-    assert status in (200, 404)
-    if status == 404:
-        assert body["status"] == "error"
+    request = {"underlying": "NIFTY", "exchange": "NSE_INDEX", "expiry_date": "29DEC26"}
+    status, chain = post(client, key, "optionchain", **request)
+    assert status == 200, chain
+    strikes = [row["strike"] for row in chain["chain"]]
+    # Steps of 1,000 points: ten of them leave the listed strikes (about 25% around NIFTY).
+    status, body = post(client, key, "optionsymbol", offset="OTM10", option_type="CE",
+                        strike_int=1000, **request)  # fmt: skip
+    assert status == 404, body
+    assert "not found in NFO" in body["message"]
+    assert chain["atm_strike"] + 10 * 1000 > strikes[-1]
+    status, atm = post(client, key, "optionsymbol", offset="ATM", option_type="CE", **request)
+    assert status == 200 and atm["symbol"] == f"NIFTY29DEC26{int(chain['atm_strike'])}CE"
 
 
 def test_history_daily_timestamps_are_midnight_utc_of_the_ist_date(

@@ -48,11 +48,13 @@ def test_lot_size() -> None:
 
 def test_freeze_quantity() -> None:
     error = refused(order(NIFTY_FUT, quantity=65 * 28, product=Product.NRML), NIFTY_FUT)
-    assert "freeze limit of 1800" in error.message
+    assert error.message == (
+        "Quantity 1820 exceeds the freeze limit 1800 for NIFTY29DEC26FUT: split the order"
+    )
 
 
 def test_zero_quantity() -> None:
-    assert refused(order(quantity=0)).errors == {"quantity": ["Quantity must be greater than 0."]}
+    assert refused(order(quantity=0)).errors == {"quantity": ["Quantity must be greater than 0"]}
 
 
 def test_indices_cannot_be_traded() -> None:
@@ -67,10 +69,19 @@ def test_products(instrument: Instrument, product: Product, field: str) -> None:
     assert field in refused(order(instrument, product=product), instrument).errors
 
 
+def test_options_are_never_cnc() -> None:
+    option = Instrument(
+        "NIFTY29DEC2626000CE", Exchange.NFO, "NIFTY", InstrumentType.CE, "4", lot_size=65,
+        strike=Decimal(26000), underlying="NIFTY",
+    )  # fmt: skip
+    error = refused(order(option, product=Product.CNC), option)
+    assert error.message == "Options can be traded only as MIS or NRML, not CNC"
+
+
 def test_limit_needs_a_price_on_the_tick() -> None:
     assert "price" in refused(order(price_type=PriceType.LIMIT)).errors
     error = refused(order(price_type=PriceType.LIMIT, price=Decimal("1000.03")))
-    assert error.message == "price 1000.03 is not a multiple of the tick size 0.05."
+    assert error.message == "Price 1000.03 is not a multiple of the tick size 0.05"
 
 
 def test_price_band() -> None:
@@ -83,7 +94,7 @@ def test_price_band() -> None:
 def test_stop_loss_rules() -> None:
     assert "trigger_price" in refused(order(price_type=PriceType.SL_M)).errors
     buy = order(price_type=PriceType.SL, price=Decimal(1000), trigger_price=Decimal(1001))
-    assert "must not exceed" in refused(buy).message
+    assert "must not be above the limit price" in refused(buy).message
     sell = order(side=Side.SELL, price_type=PriceType.SL, price=Decimal(1000),
                  trigger_price=Decimal(999))  # fmt: skip
     assert "must not be below" in refused(sell).message

@@ -8,11 +8,10 @@ from flask_restx import Namespace, Resource, fields
 
 from blueprints.api import api
 from blueprints.api.request import (
-    authenticated_owner,
-    json_body,
+    authenticated_request,
     limited,
     require_broker_session,
-    unknown_field_warnings,
+    success,
 )
 
 ns = Namespace("ping", description="Key and broker-session check")
@@ -66,17 +65,9 @@ class Ping(Resource):  # type: ignore[misc]
     @ns.response(429, "Rate limited", error_response)
     def post(self) -> dict[str, Any]:
         """Check the API key and the broker session."""
-        body = json_body()
-        owner = authenticated_owner()
+        owner, parsed = authenticated_request({})
         require_broker_session(owner)
-        response: dict[str, Any] = {
-            "status": "success",
-            "data": {"message": "pong", "broker": owner.broker},
-        }
-        warnings = unknown_field_warnings(body, ())
-        if warnings:
-            response["warnings"] = warnings
-        return response
+        return success({"data": {"message": "pong", "broker": owner.broker}}, parsed)
 
 
 api.add_namespace(ns, path="/ping")

@@ -6,7 +6,7 @@ import functools
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import g, request
@@ -90,12 +90,6 @@ def require_broker_session(owner: ApiKeyOwner) -> None:
         raise BrokerSessionExpired(
             status.message or f"Broker session expired; log in to {broker.display_name} again."
         )
-
-
-def unknown_field_warnings(body: dict[str, Any], known: Iterable[str]) -> list[str]:
-    """Unknown fields are ignored and reported, never refused (API.md D4)."""
-    allowed = {"apikey", *known}
-    return [f"Unknown field '{name}' was ignored." for name in sorted(body) if name not in allowed]
 
 
 def rate_limit_key() -> str:

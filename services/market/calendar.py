@@ -74,7 +74,7 @@ def _venue(exchange: str) -> str:
         raise ValueError(f"unknown exchange for the market calendar: {exchange!r}") from None
 
 
-def _us_daylight_saving(day: date) -> bool:
+def us_daylight_saving(day: date) -> bool:
     """US DST (second Sunday of March to first Sunday of November) moves MCX's close to 23:30."""
     march_first = date(day.year, 3, 1)
     dst_start = march_first + timedelta(days=(6 - march_first.weekday()) % 7 + 7)
@@ -93,7 +93,7 @@ def _regular_sessions(venue: str, day: date) -> list[tuple[str, time, time]]:
         return [*pre_open, ("normal", time(9, 15), close)]
     if venue in ("CDS", "BCD"):
         return [("normal", time(9, 0), time(17, 0))]
-    evening_close = time(23, 30) if _us_daylight_saving(day) else time(23, 55)
+    evening_close = time(23, 30) if us_daylight_saving(day) else time(23, 55)
     return [("normal", time(9, 0), time(17, 0)), ("evening", time(17, 0), evening_close)]
 
 

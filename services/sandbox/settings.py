@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from services.clock import IST
-from services.market.calendar import MarketCalendar, _us_daylight_saving
+from services.market.calendar import MarketCalendar, us_daylight_saving
 from services.sandbox.margins import MarginSettings
 
 DEFAULT_SQUAREOFF_TIMES: tuple[tuple[str, time], ...] = (
@@ -81,7 +81,7 @@ class Timetable:
         sessions = self._calendar.sessions("MCX", day)
         if sessions:
             return sessions[-1].end
-        close = time(23, 30) if _us_daylight_saving(day) else time(23, 55)
+        close = time(23, 30) if us_daylight_saving(day) else time(23, 55)
         return datetime.combine(day, close, tzinfo=IST)
 
     def session_end(self, venue: str, day: date) -> datetime | None:

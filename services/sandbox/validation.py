@@ -9,24 +9,27 @@ stop trigger against the last price (these two read the market).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
 
 from services.clock import IST
 from services.errors import OrderRejected
 from services.market.expiries import expiry_instant
-from services.market.model import Exchange, Instrument, InstrumentType
+from services.market.model import Instrument, InstrumentType
 from services.orders.model import ZERO, PriceType, Product, Side, Validity
+from services.orders.validation import (
+    OrderRuleBroken,
+    check_prices,
+    check_product,
+    check_quantity,
+)
 from services.sandbox.settings import SandboxSettings, Timetable
 from services.sandbox.view import MarketView
 
 _INDEX_EXCHANGES = frozenset({"NSE_INDEX", "BSE_INDEX", "MCX_INDEX"})
-_CASH = frozenset({Exchange.NSE, Exchange.BSE})
 _STOPS = frozenset({PriceType.SL, PriceType.SL_M})
-
-
-def _on_grid(price: Decimal, tick: Decimal) -> bool:
-    return price % tick == 0
 
 
 def _band_edge(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
@@ -56,29 +59,13 @@ class Validator:
             raise OrderRejected(f"{symbol} expired on {expiry.isoformat()}")
         return instrument
 
+    # The static rules are the pipeline's own (services/orders/validation.py), so the desk and
+    # its paper exchange never disagree; here they reject the way a broker does.
     def quantity(self, instrument: Instrument, quantity: int) -> None:
-        if quantity <= 0:
-            raise OrderRejected("Quantity must be greater than 0")
-        if quantity % instrument.lot_size:
-            raise OrderRejected(f"Quantity must be in multiples of lot size {instrument.lot_size}")
-        freeze = instrument.freeze_qty
-        if freeze is not None and quantity > freeze:
-            raise OrderRejected(
-                f"Quantity {quantity} exceeds the freeze limit {freeze} for "
-                f"{instrument.symbol}: split the order"
-            )
+        _as_rejection(check_quantity, quantity, instrument)
 
     def product(self, instrument: Instrument, product: Product) -> None:
-        cash = instrument.exchange in _CASH and instrument.instrument_type is InstrumentType.EQ
-        where = f"{instrument.symbol} on {instrument.exchange.value}"
-        if product is Product.CNC and not cash:
-            if instrument.is_option:
-                raise OrderRejected("Options can be traded only as MIS or NRML, not CNC")
-            raise OrderRejected(f"CNC is for NSE and BSE cash equity; use NRML or MIS for {where}")
-        if product is Product.NRML and cash:
-            raise OrderRejected(
-                f"NRML is for F&O and commodity contracts; use CNC or MIS for {where}"
-            )
+        _as_rejection(check_product, product, instrument)
 
     def prices(
         self,
@@ -88,34 +75,7 @@ class Validator:
         price: Decimal,
         trigger: Decimal,
     ) -> None:
-        """Prices the price type needs, on the tick grid, stop trigger beside its limit."""
-        tick = instrument.tick_size
-        if price_type in (PriceType.LIMIT, PriceType.SL) and price <= 0:
-            kind = (
-                "LIMIT orders need a price"
-                if price_type is PriceType.LIMIT
-                else "SL orders need a price"
-            )
-            raise OrderRejected(f"{kind} above 0")
-        if price_type in _STOPS and trigger <= 0:
-            raise OrderRejected(f"{price_type.value} orders need a trigger price above 0")
-        if price_type in (PriceType.LIMIT, PriceType.SL) and not _on_grid(price, tick):
-            raise OrderRejected(f"Price {price} is not a multiple of the tick size {tick}")
-        if price_type in _STOPS and not _on_grid(trigger, tick):
-            raise OrderRejected(
-                f"Trigger price {trigger} is not a multiple of the tick size {tick}"
-            )
-        if price_type is PriceType.SL:
-            if side is Side.BUY and trigger > price:
-                raise OrderRejected(
-                    f"Trigger price {trigger} must not be above the limit price {price} "
-                    "for a BUY SL order"
-                )
-            if side is Side.SELL and trigger < price:
-                raise OrderRejected(
-                    f"Trigger price {trigger} must not be below the limit price {price} "
-                    "for a SELL SL order"
-                )
+        _as_rejection(check_prices, price_type, side, price, trigger, instrument)
 
     def strict_fields(self, price_type: PriceType, price: Decimal, trigger: Decimal) -> None:
         """A modification must not carry prices its type ignores (API.md 4.1 modifyorder)."""
@@ -194,3 +154,10 @@ class Validator:
                 f"Trigger price {trigger} must be below the last traded price {ltp} "
                 "for a SELL stop-loss order"
             )
+
+
+def _as_rejection(rule: Callable[..., None], *arguments: Any) -> None:
+    try:
+        rule(*arguments)
+    except OrderRuleBroken as e:
+        raise OrderRejected(e.message) from None
