@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from flask import Flask, Response
 
 from config import Settings, load_settings
-from extensions import csrf, limiter
+from extensions import csrf
 from services.clock import Clock, to_ist
 from services.desk import Desk
 
@@ -39,8 +39,6 @@ def create_app(
         # The server ends sessions at SESSION_EXPIRY_TIME; this only bounds the cookie.
         PERMANENT_SESSION_LIFETIME=timedelta(days=1),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, which ends daily
-        RATELIMIT_STORAGE_URI=settings.rate_limit_storage_uri,
-        RATELIMIT_HEADERS_ENABLED=True,
         ERROR_404_HELP=False,
         RESTX_MASK_SWAGGER=False,
         RESTX_JSON={"separators": (",", ":"), "ensure_ascii": False},
@@ -53,7 +51,6 @@ def create_app(
     app.extensions["dalal"] = Desk.build(settings, clock)
 
     csrf.init_app(app)
-    limiter.init_app(app)
     app.add_template_filter(format_ist, "ist")
     _register_blueprints(app)
     app.after_request(_security_headers)

@@ -65,10 +65,6 @@ class Settings:
     sandbox_auto_reset: str = "never"
     testing: bool = False
 
-    @property
-    def rate_limit_storage_uri(self) -> str:
-        return self.redis_url or "memory://"
-
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 

@@ -81,6 +81,10 @@ def start_desk(folder: Path) -> tuple[subprocess.Popen[bytes], str, str]:
         "LOGS_DATABASE_URL": f"sqlite:///{folder}/logs.db",
         "FLASK_PORT": str(port),
         "SANDBOX_STARTING_CAPITAL": "100000000000",
+        # Capacity, not the configured limits, is measured here: the default 500 orders/s
+        # per key would cap the 16-client run.
+        "API_RATE_LIMIT": "100000 per second",
+        "ORDER_RATE_LIMIT": "100000 per second",
     }
     server = subprocess.Popen(
         [sys.executable, "app.py", "serve"],

@@ -6,6 +6,7 @@ tokens die too, and whenever the user's password changes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -13,7 +14,6 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
-    Response,
     current_app,
     flash,
     g,
@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from blueprints import desk, login_required
 from blueprints.forms import ActionForm, LoginForm, SetupForm, TwoFactorForm
-from extensions import limiter, login_manager
+from extensions import login_manager
 from services.accounts import UserView
 from services.clock import latest_cutoff
 from services.errors import AccountError, InvalidRequest, LoginFailed, SetupClosed
@@ -111,21 +111,30 @@ def _start_session(view: UserView) -> None:
     session.permanent = False
 
 
-def _failed_login(response: Response) -> bool:
-    return response.status_code == 401
+_SIGN_IN_LIMITS = ("login_rate_limit_min", "login_rate_limit_hour")
 
 
 def _sign_in_limits[F: Callable[..., Any]](view: F) -> F:
-    """Failed sign-in attempts (only failures count) per client address, per minute and hour."""
+    """Failed sign-in attempts (only failures count) per client address, per minute and hour.
 
-    def limit_of(name: str) -> Callable[[], str]:
-        return lambda: str(getattr(desk().settings, name))
+    A client over the limit is refused before its password is even checked, so a correct
+    guess after too many wrong ones still gets 429.
+    """
 
-    limited: Callable[..., Any] = view
-    for setting in ("login_rate_limit_hour", "login_rate_limit_min"):
-        limited = limiter.limit(limit_of(setting), methods=["POST"], deduct_when=_failed_login)(
-            limited
-        )
+    @functools.wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        if request.method != "POST":
+            return view(*args, **kwargs)
+        found = desk()
+        caller = request.remote_addr or "unknown"
+        for setting in _SIGN_IN_LIMITS:
+            found.rate_limits.ensure_allowed(getattr(found.settings, setting), setting, caller)
+        response = current_app.make_response(view(*args, **kwargs))
+        if response.status_code == 401:
+            for setting in _SIGN_IN_LIMITS:
+                found.rate_limits.count(getattr(found.settings, setting), setting, caller)
+        return response
+
     return cast(F, limited)
 
 

@@ -6,16 +6,12 @@ No response ever carries a stack trace; unexpected errors are logged here, serve
 from __future__ import annotations
 
 import logging
-import math
-import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
-from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from extensions import limiter
 from services.errors import DalalError, RateLimited
 
 log = logging.getLogger(__name__)
@@ -40,8 +36,6 @@ def to_dalal_error(exc: BaseException) -> DalalError:
     """Translate anything raised while serving a request into the desk's error hierarchy."""
     if isinstance(exc, DalalError):
         return exc
-    if isinstance(exc, RateLimitExceeded):
-        return RateLimited(_HTTP_MESSAGES[429], retry_after=_retry_after_seconds())
     if isinstance(exc, RequestEntityTooLarge):
         limit = request.max_content_length or 0
         error = DalalError(f"Request body is larger than the {limit} bytes this desk accepts.")
@@ -90,13 +84,6 @@ def handle_any(exc: BaseException) -> Any:
     if is_api_request():
         return api_error_response(exc)
     return html_error_response(exc)
-
-
-def _retry_after_seconds() -> int:
-    current = limiter.current_limit
-    if current is None:
-        return 1
-    return max(1, math.ceil(current.reset_at - time.time()))
 
 
 def register_error_handlers(app: Flask) -> None:

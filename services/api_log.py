@@ -93,7 +93,11 @@ class ApiLogWriter(BackgroundWriter[ApiLogEntry]):
 
     def __init__(self, db: Databases) -> None:
         super().__init__(
-            db, DatabaseName.LOGS, lambda entry: ApiLog(**entry.__dict__), name="api-log"
+            db,
+            DatabaseName.LOGS,
+            ApiLog,
+            lambda entry: dict(entry.__dict__),
+            name="api-log",
         )
 
 

@@ -14,6 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import insert
+from sqlalchemy.orm import DeclarativeBase
+
 from database.engine import DatabaseName, Databases
 
 log = logging.getLogger(__name__)
@@ -24,7 +27,8 @@ class BackgroundWriter[T]:
         self,
         databases: Databases,
         database: DatabaseName,
-        to_row: Callable[[T], Any],
+        model: type[DeclarativeBase],
+        to_row: Callable[[T], dict[str, Any]],
         *,
         name: str,
         batch_size: int = 500,
@@ -32,6 +36,9 @@ class BackgroundWriter[T]:
     ) -> None:
         self._databases = databases
         self._database = database
+        # One multi-row Core INSERT per batch: the ORM's unit of work would hold the
+        # interpreter for milliseconds per batch, stalling every request thread meanwhile.
+        self._insert = insert(model)
         self._to_row = to_row
         self._name = name
         self._batch_size = batch_size
@@ -90,7 +97,7 @@ class BackgroundWriter[T]:
         if not batch:
             return
         try:
-            with self._databases.session(self._database) as session:
-                session.add_all(self._to_row(item) for item in batch)
+            with self._databases.engines[self._database].begin() as connection:
+                connection.execute(self._insert, [self._to_row(item) for item in batch])
         except Exception:
             log.exception("%s: could not store %d records", self._name, len(batch))

@@ -13,6 +13,7 @@ from services.api_keys import ApiKeyService
 from services.api_log import ApiLogWriter
 from services.clock import Clock, SystemClock
 from services.events import EventBus
+from services.rate_limits import RateLimits
 from services.secretbox import SecretBox
 from services.two_factor import TwoFactorService
 
@@ -33,6 +34,7 @@ class Desk:
     two_factor: TwoFactorService
     api_keys: ApiKeyService
     api_log: ApiLogWriter
+    rate_limits: RateLimits
     events: EventBus = field(default_factory=EventBus)
     _market: MarketData | None = field(default=None, repr=False)
     _market_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -110,6 +112,7 @@ class Desk:
             ),
             api_keys=ApiKeyService(databases, pepper, clock),
             api_log=ApiLogWriter(databases),
+            rate_limits=RateLimits.from_url(settings.redis_url),
         )
 
     def start_background(self) -> None:

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import functools
 import json
-import math
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import g, request
-from limits import RateLimitItem, parse_many
 
 from blueprints import desk
 from blueprints.api.schema import Field, Parsed, parse
 from broker.base import broker_for
-from extensions import limiter
 from services.api_keys import ApiKeyOwner
 from services.errors import (
     AuthenticationRequired,
     BrokerSessionExpired,
     InvalidRequest,
-    RateLimited,
 )
 
 API_KEY_HEADER = "X-API-KEY"
@@ -104,26 +99,9 @@ def rate_limit_key() -> str:
 
 
 def enforce_rate_limit(setting: str) -> None:
-    """Count this request against the limit named by a settings attribute (per key).
-
-    Counted in Flask-Limiter's storage (memory, or Redis when REDIS_URL is set, so workers
-    share it) with its moving-window strategy, but called here explicitly: the decorator form
-    double-counts on Flask-RESTX resources.
-    """
-    limit_text = str(getattr(desk().settings, setting))
-    key = rate_limit_key()
-    for item in _parse_limits(limit_text):
-        if not limiter.limiter.hit(item, setting, key):
-            reset_at, _remaining = limiter.limiter.get_window_stats(item, setting, key)
-            raise RateLimited(
-                "Rate limit exceeded. Please slow down your requests.",
-                retry_after=max(1, math.ceil(reset_at - time.time())),
-            )
-
-
-@functools.cache
-def _parse_limits(text: str) -> tuple[RateLimitItem, ...]:
-    return tuple(parse_many(text))
+    """Count this request against the limit named by a settings attribute (per key)."""
+    found = desk()
+    found.rate_limits.check(str(getattr(found.settings, setting)), setting, rate_limit_key())
 
 
 def limited(setting: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -101,6 +101,7 @@ class SimulatedMarket:
         self._store = PathStore(calendar, clock, always_open)
         self._extremes: dict[tuple[int, int], _RunningExtremes] = {}
         self._volatilities: BoundedCache[tuple[int, int], float] = BoundedCache(200_000)
+        self._bands: BoundedCache[tuple[int, int], tuple[Decimal, Decimal]] = BoundedCache(50_000)
         self._batches: list[TickBatch] = []  # the few lists tick_prices is called with
 
     @property
@@ -121,12 +122,18 @@ class SimulatedMarket:
         # Circuit bands are a cash-equity rule; derivatives share the track, not the band.
         if band is None or plan.kind is not PlanKind.SPOT:
             return None
-        prev_close = self.quote(instrument, at).prev_close
-        tick = instrument.tick_size
-        # Limits sit on the tick grid inside the band, as the exchange publishes them.
-        lower = (prev_close * (1 - Decimal(str(band))) / tick).to_integral_value(ROUND_CEILING)
-        upper = (prev_close * (1 + Decimal(str(band))) / tick).to_integral_value(ROUND_FLOOR)
-        return lower * tick, upper * tick
+        day = self._store.moment(plan.track, _epoch(at or self._clock.now())).day
+        # Every order is checked against the band: it depends only on the day, so it is
+        # worked out once per instrument and day.
+        found = self._bands.get((plan.key, day))
+        if found is None:
+            prev_close = self._previous_close(plan, day)
+            tick = instrument.tick_size
+            # Limits sit on the tick grid inside the band, as the exchange publishes them.
+            lower = (prev_close * (1 - Decimal(str(band))) / tick).to_integral_value(ROUND_CEILING)
+            upper = (prev_close * (1 + Decimal(str(band))) / tick).to_integral_value(ROUND_FLOOR)
+            found = self._bands.put((plan.key, day), (lower * tick, upper * tick))
+        return found
 
     # ---------------------------------------------------------------- quotes and depth
 

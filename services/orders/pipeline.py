@@ -66,7 +66,8 @@ class OrderPipeline:
         self._latency = BackgroundWriter[LatencySample](
             desk.databases,
             DatabaseName.LATENCY,
-            lambda sample: OrderLatency(created_at=desk.clock.now(), **asdict(sample)),
+            OrderLatency,
+            lambda sample: {"created_at": desk.clock.now(), **asdict(sample)},
             name="order-latency",
         )
 

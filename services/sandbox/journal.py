@@ -1,11 +1,16 @@
 """Write-behind journal with group commit: the engine's only path to the database.
 
 Each event submits one unit (a list of row operations) while it still holds its user's lock;
-a single writer thread takes whatever units have queued up and commits them together in one
+whoever commits next takes every unit queued so far and commits them together in one
 transaction (so every unit is atomic, and many units share a commit). Within a batch an
 upserted row keeps only its last version (rows are whole snapshots), which turns a burst of
 fills on one position into one write. `flush()` returns once every unit submitted before the
 call is committed: the API calls it before acknowledging, so an acknowledged order is on disk.
+
+Two kinds of committer take turns under one lock, so batches reach the database in order:
+a caller of `flush()` commits on its own thread (handing the work to another thread and
+waking up again would cost more than the commit itself on a busy interpreter), and a writer
+thread commits what nobody is waiting for (fills from ticks) after a short grouping window.
 
 Rows are written with the driver's `executemany` on SQL built once per table (`INSERT ... ON
 CONFLICT ... DO UPDATE`), with SQLAlchemy's own bind processors for dates and times, so what
@@ -21,7 +26,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, delete
+from sqlalchemy import Engine
+from sqlalchemy.engine.interfaces import DBAPICursor as Cursor
+from sqlalchemy.pool import PoolProxiedConnection
 
 if TYPE_CHECKING:
     from services.sandbox.persistence import TableSpec
@@ -115,7 +122,7 @@ class _Writer:
             self._statements[rows] = found
         return found
 
-    def write(self, connection: Connection, snapshots: list[Any], memo: dict[Any, Any]) -> None:
+    def write(self, cursor: Cursor, snapshots: list[Any], memo: dict[Any, Any]) -> None:
         """Insert `snapshots`; `memo` holds dates and times already converted in this batch
         (one event stamps many columns and rows with the same instant; equal instants convert
         to the same stored value)."""
@@ -135,7 +142,7 @@ class _Writer:
         for start in range(0, len(snapshots), step):
             count = min(step, len(snapshots) - start)
             parameters = tuple(values[start * width : (start + count) * width])
-            connection.exec_driver_sql(self._statement(count), parameters)
+            cursor.execute(self._statement(count), parameters)
 
 
 class Journal:
@@ -159,7 +166,8 @@ class Journal:
         self._committed = 0
         self._error: BaseException | None = None
         self._closing = False
-        self._flushing = 0
+        self._commit_lock = threading.Lock()
+        self._connection: PoolProxiedConnection | None = None
         self._thread = threading.Thread(target=self._run, name="sandbox-journal", daemon=True)
         self._thread.start()
 
@@ -173,26 +181,18 @@ class Journal:
                 self._condition.notify_all()
 
     def flush(self, timeout: float | None = None) -> None:
-        """Block until every unit submitted so far is committed (the writer starts at once)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """Block until every unit submitted so far is committed, committing them here if need be."""
         with self._condition:
             target = self._submitted
             if self._committed >= target:
                 return
-            self._flushing += 1
-            self._condition.notify_all()
-            try:
-                while self._committed < target:
-                    if self._error is not None:
-                        raise JournalError(f"the sandbox journal cannot write: {self._error}")
-                    if not self._thread.is_alive():
-                        raise JournalError("the sandbox journal writer has stopped")
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
-                        raise JournalError("timed out waiting for the sandbox journal")
-                    self._condition.wait(left if left is not None else 1.0)
-            finally:
-                self._flushing -= 1
+        if not self._commit_lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise JournalError("timed out waiting for the sandbox journal")
+        try:
+            if self._committed < target:  # else a batch committed while we waited covers it
+                self._commit_pending()
+        finally:
+            self._commit_lock.release()
 
     def close(self) -> None:
         """Write everything still queued, then stop the writer."""
@@ -200,12 +200,39 @@ class Journal:
             self._closing = True
             self._condition.notify_all()
         self._thread.join()
+        with self._commit_lock:
+            if self._connection is not None:
+                self._connection.close()  # back to the pool
+                self._connection = None
         if self._committed < self._submitted:
             raise JournalError(f"the sandbox journal stopped with unwritten rows: {self._error}")
 
     @property
     def backlog(self) -> int:
         return self._submitted - self._committed
+
+    def _commit_pending(self) -> None:
+        """Commit every queued unit in one transaction. Called with the commit lock held.
+
+        On failure the units go back to the head of the queue (nothing is dropped; the writer
+        thread retries them) and the error is raised as a JournalError.
+        """
+        with self._condition:
+            units, self._pending = self._pending, []
+            upto = self._submitted
+        if not units:
+            return
+        try:
+            self._write(units)
+        except Exception as error:
+            with self._condition:
+                self._error = error
+                self._pending[:0] = units
+                self._condition.notify_all()
+            raise JournalError(f"the sandbox journal cannot write: {error}") from error
+        with self._condition:
+            self._committed = upto
+            self._error = None
 
     # ------------------------------------------------------------------ the writer thread
 
@@ -218,42 +245,43 @@ class Journal:
                 if not self._pending:
                     return
                 self._gather()
-                units, self._pending = self._pending, []
-                upto = self._submitted
             try:
-                self._write(units)
-            except Exception as error:  # a failed commit is retried; nothing is dropped
+                with self._commit_lock:
+                    self._commit_pending()
+            except JournalError:  # a failed commit is retried; nothing is dropped
                 log.exception("sandbox journal commit failed; retrying")
                 with self._condition:
-                    self._error = error
-                    self._pending[:0] = units
-                    self._condition.notify_all()
                     if self._closing and failures >= len(_RETRY_DELAYS):
                         return
                 time.sleep(_RETRY_DELAYS[min(failures, len(_RETRY_DELAYS) - 1)])
                 failures += 1
                 continue
             failures = 0
-            with self._condition:
-                self._committed = upto
-                self._error = None
-                self._condition.notify_all()
 
     def _gather(self) -> None:
-        """Group commit: let a burst of events join this batch, unless someone is flushing.
+        """Group commit: let a burst of events join this batch before the writer commits it.
 
         Called with the condition held. Committing every few events would cost a transaction
-        each; a waiting `flush()` (an API call about to answer) never waits for the window.
+        each; a caller of `flush()` never waits for the window (it commits on its own thread).
         """
         deadline = time.monotonic() + GROUP_WINDOW
-        while len(self._pending) < GROUP_LIMIT and not self._flushing and not self._closing:
+        while len(self._pending) < GROUP_LIMIT and not self._closing:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
             self._condition.wait(left)
 
     def _write(self, units: list[Unit]) -> None:
-        with self._engine.begin() as connection:
+        """Commit `units` in one transaction on the journal's own driver connection.
+
+        The connection stays checked out for the journal's life (only the committer holding
+        the commit lock uses it); after a failure it is thrown away and a fresh one is taken.
+        """
+        if self._connection is None:
+            self._connection = self._engine.raw_connection()
+        connection = self._connection
+        cursor = connection.cursor()
+        try:
             batch = _Batch()
             for unit in units:
                 for start in range(0, len(unit), 4):
@@ -269,23 +297,33 @@ class Journal:
                             upserts = batch.upserts[table] = {}
                         upserts[key] = row
                     elif kind == "delete_user":
-                        self._apply(connection, batch)
+                        self._apply(cursor, batch)
                         batch = _Batch()
-                        self._delete_user(connection, int(key))
+                        self._delete_user(cursor, int(key))
                     else:
                         batch.add(kind, table, key, row)
-            self._apply(connection, batch)
+            self._apply(cursor, batch)
+            connection.commit()
+        except BaseException:
+            self._connection = None
+            try:
+                connection.rollback()
+            finally:
+                connection.invalidate()
+            raise
+        finally:
+            cursor.close()
 
-    def _apply(self, connection: Connection, batch: _Batch) -> None:
+    def _apply(self, cursor: Cursor, batch: _Batch) -> None:
         if not batch:
             return
         memo: dict[Any, Any] = {}
         for name, rows in batch.inserts.items():
-            self._writer(name, "insert").write(connection, rows, memo)
+            self._writer(name, "insert").write(cursor, rows, memo)
         for name, keyed in batch.upserts.items():
-            self._writer(name, "update").write(connection, list(keyed.values()), memo)
+            self._writer(name, "update").write(cursor, list(keyed.values()), memo)
         for name, keyed in batch.once.items():
-            self._writer(name, "nothing").write(connection, list(keyed.values()), memo)
+            self._writer(name, "nothing").write(cursor, list(keyed.values()), memo)
 
     def _writer(self, name: str, action: str) -> _Writer:
         found = self._writers.get((name, action))
@@ -294,7 +332,10 @@ class Journal:
             self._writers[(name, action)] = found
         return found
 
-    def _delete_user(self, connection: Connection, user_id: int) -> None:
+    def _delete_user(self, cursor: Cursor, user_id: int) -> None:
+        dialect = self._engine.dialect
+        marker = _MARKERS[dialect.paramstyle]
         for name in self._user_tables:
-            table = self._specs[name].table
-            connection.execute(delete(table).where(table.c.user_id == user_id))
+            table = dialect.identifier_preparer.quote(self._specs[name].table.name)
+            # The table name comes from the models; the user id travels as a parameter.
+            cursor.execute(f"DELETE FROM {table} WHERE user_id = {marker}", (user_id,))  # noqa: S608
