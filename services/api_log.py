@@ -88,17 +88,47 @@ class ApiLogPage:
         return max(1, -(-self.total // self.per_page))
 
 
-class ApiLogWriter(BackgroundWriter[ApiLogEntry]):
-    """Stores API log entries on their own thread; `flush()` waits for what is queued."""
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """One request as captured on the request thread: raw, cheap to take.
+
+    Redaction and formatting happen on the writer's thread, off the order path; the raw
+    values never leave the process.
+    """
+
+    created_at: datetime
+    method: str
+    path: str
+    raw_query: bytes
+    status: int
+    duration_us: int
+    user_id: int | None
+    username: str | None
+    client_ip: str
+    raw_body: bytes
+    error_message: str | None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "created_at": self.created_at,
+            "method": self.method,
+            "path": self.path[:255],
+            "query": redact_query(self.raw_query.decode("latin-1")),
+            "status": self.status,
+            "duration_us": self.duration_us,
+            "user_id": self.user_id,
+            "username": self.username,
+            "client_ip": self.client_ip,
+            "request_body": redact_body(self.raw_body),
+            "error_message": self.error_message,
+        }
+
+
+class ApiLogWriter(BackgroundWriter[ApiCall]):
+    """Stores API calls on their own thread; `flush()` waits for what is queued."""
 
     def __init__(self, db: Databases) -> None:
-        super().__init__(
-            db,
-            DatabaseName.LOGS,
-            ApiLog,
-            lambda entry: dict(entry.__dict__),
-            name="api-log",
-        )
+        super().__init__(db, DatabaseName.LOGS, ApiLog, ApiCall.row, name="api-log")
 
 
 def recent_entries(

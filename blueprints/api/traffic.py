@@ -7,7 +7,7 @@ import time
 from flask import Flask, Response, g, request
 
 from blueprints import desk
-from services.api_log import ApiLogEntry, redact_body, redact_query
+from services.api_log import ApiCall
 
 
 def _start_timer() -> None:
@@ -21,21 +21,22 @@ def _record(response: Response) -> Response:
         return response
     owner = g.get("api_owner")
     try:
-        body = redact_body(request.get_data(cache=True))
+        body = request.get_data(cache=True)
     except Exception:  # an oversized body was refused before it was read
-        body = ""
-    desk().api_log.write(
-        ApiLogEntry(
-            created_at=desk().clock.now(),
+        body = b""
+    found = desk()
+    found.api_log.write(
+        ApiCall(
+            created_at=found.clock.now(),
             method=request.method,
-            path=request.path[:255],
-            query=redact_query(request.query_string.decode("latin-1")),
+            path=request.path,
+            raw_query=request.query_string,
             status=response.status_code,
             duration_us=int((time.perf_counter() - started) * 1_000_000),
             user_id=owner.user_id if owner else None,
             username=owner.username if owner else None,
             client_ip=request.remote_addr or "",
-            request_body=body,
+            raw_body=body,
             error_message=g.get("api_error_message"),
         )
     )

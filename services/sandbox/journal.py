@@ -10,7 +10,7 @@ call is committed: the API calls it before acknowledging, so an acknowledged ord
 Two kinds of committer take turns under one lock, so batches reach the database in order:
 a caller of `flush()` commits on its own thread (handing the work to another thread and
 waking up again would cost more than the commit itself on a busy interpreter), and a writer
-thread commits what nobody is waiting for (fills from ticks) after a short grouping window.
+thread commits what nobody is waiting for (fills from ticks) every WRITER_INTERVAL.
 
 Rows are written with the driver's `executemany` on SQL built once per table (`INSERT ... ON
 CONFLICT ... DO UPDATE`), with SQLAlchemy's own bind processors for dates and times, so what
@@ -42,8 +42,11 @@ log = logging.getLogger(__name__)
 type Unit = list[Any]
 
 _RETRY_DELAYS = (0.05, 0.2, 1.0)
-GROUP_WINDOW = 0.005  # seconds a batch stays open for more events when nobody is flushing
-GROUP_LIMIT = 5_000  # events that close a batch at once
+# The writer thread commits what nobody flushed (fills from ticks) at most this long after it
+# was submitted, or at once when this many units are waiting. It is not woken per event: on a
+# busy interpreter each wake-up costs the request threads a hand-over of the GIL.
+WRITER_INTERVAL = 0.05
+GROUP_LIMIT = 5_000
 _MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 # Bound values per statement: under SQLite's limit (32766 since 3.32) and PostgreSQL's (65535).
 _MAX_PARAMETERS = 30_000
@@ -177,7 +180,7 @@ class Journal:
                 raise JournalError("the sandbox journal is closed")
             self._pending.append(unit)
             self._submitted += 1
-            if len(self._pending) == 1:
+            if len(self._pending) == GROUP_LIMIT:
                 self._condition.notify_all()
 
     def flush(self, timeout: float | None = None) -> None:
@@ -240,11 +243,12 @@ class Journal:
         failures = 0
         while True:
             with self._condition:
-                while not self._pending and not self._closing:
-                    self._condition.wait()
+                if len(self._pending) < GROUP_LIMIT and not self._closing:
+                    self._condition.wait(WRITER_INTERVAL)
                 if not self._pending:
-                    return
-                self._gather()
+                    if self._closing:
+                        return
+                    continue
             try:
                 with self._commit_lock:
                     self._commit_pending()
@@ -257,19 +261,6 @@ class Journal:
                 failures += 1
                 continue
             failures = 0
-
-    def _gather(self) -> None:
-        """Group commit: let a burst of events join this batch before the writer commits it.
-
-        Called with the condition held. Committing every few events would cost a transaction
-        each; a caller of `flush()` never waits for the window (it commits on its own thread).
-        """
-        deadline = time.monotonic() + GROUP_WINDOW
-        while len(self._pending) < GROUP_LIMIT and not self._closing:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._condition.wait(left)
 
     def _write(self, units: list[Unit]) -> None:
         """Commit `units` in one transaction on the journal's own driver connection.
