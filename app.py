@@ -10,7 +10,8 @@ import logging
 import sys
 from datetime import datetime, timedelta
 
-from flask import Flask, Response
+from flask import Flask, Request, Response
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from config import Settings, load_settings
 from extensions import csrf
@@ -48,6 +49,7 @@ def create_app(
     # SDK does not follow redirects.
     app.url_map.strict_slashes = False
     app.json.sort_keys = False  # type: ignore[attr-defined]  # "status" first, as written
+    app.session_interface = PageSessionInterface()
     app.extensions["dalal"] = Desk.build(settings, clock)
 
     csrf.init_app(app)
@@ -59,6 +61,19 @@ def create_app(
 
     register_cli(app)
     return app
+
+
+class PageSessionInterface(SecureCookieSessionInterface):
+    """Cookie sessions for pages only: the REST API authenticates every call by its key.
+
+    An /api request gets a null session (nothing read, nothing written), which spares the
+    order path the cookie's signature work and keeps API responses free of Set-Cookie.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith("/api/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def _register_blueprints(app: Flask) -> None:

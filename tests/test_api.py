@@ -9,7 +9,7 @@ from openapi_spec_validator.validation import OpenAPIV2SpecValidator
 from sqlalchemy import text
 
 from config import Settings
-from tests.conftest import desk_of
+from tests.conftest import desk_of, login
 
 PONG = {"status": "success", "data": {"message": "pong", "broker": "sandbox"}}
 
@@ -30,6 +30,14 @@ def test_ping_with_key_in_query_string(client: FlaskClient, api_key: str) -> Non
     response = client.post(f"/api/v1/ping?apikey={api_key}")
     assert response.status_code == 200
     assert response.json == PONG
+
+
+def test_api_calls_neither_read_nor_set_the_page_session(client: FlaskClient, api_key: str) -> None:
+    login(client)  # a browser session exists in this client's cookie jar
+    assert "Set-Cookie" not in client.post("/api/v1/ping", json={"apikey": api_key}).headers
+    # The session cookie is not credentials for the API.
+    assert client.post("/api/v1/ping").status_code == 401
+    assert client.get("/settings").status_code == 200  # the page session is intact
 
 
 def test_trailing_slash_answers_without_redirect(client: FlaskClient, api_key: str) -> None:

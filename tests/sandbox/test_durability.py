@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -115,3 +117,62 @@ def test_flush_reports_a_database_that_refuses_writes(engine: SandboxEngine) -> 
     engine.place(1, order("SBIN", Side.BUY, 1))
     with pytest.raises(JournalError, match="the sandbox journal cannot write"):
         engine.flush()
+
+
+def _stored_orders(engine: SandboxEngine) -> int:
+    with engine._journal._engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(SandboxOrder)) or 0)
+
+
+def test_events_nobody_flushes_are_written_by_the_writer_thread(engine: SandboxEngine) -> None:
+    engine.place(1, order("SBIN", Side.BUY, 1))
+    engine.place(1, limit("SBIN", Side.BUY, 1, "900"))
+    deadline = time.monotonic() + 5
+    while _stored_orders(engine) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _stored_orders(engine) == 2
+    assert engine._journal.backlog == 0
+
+
+def test_concurrent_flushes_each_return_with_their_own_events_stored(
+    engine: SandboxEngine,
+) -> None:
+    errors: list[BaseException] = []
+
+    def trader(user: int) -> None:
+        try:
+            for _ in range(25):
+                placed = engine.place(user, limit("SBIN", Side.BUY, 1, "900"))
+                engine.flush()
+                with engine._journal._engine.connect() as connection:
+                    stored = connection.scalar(
+                        select(SandboxOrder.order_id).where(
+                            SandboxOrder.order_id == placed.order_id
+                        )
+                    )
+                assert stored == placed.order_id
+        except BaseException as error:  # reported below, on the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=trader, args=(user,)) for user in (1, 2, 3, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _stored_orders(engine) == 100
+
+
+def test_a_failed_commit_keeps_the_events_for_the_next_one(engine: SandboxEngine) -> None:
+    journal = engine._journal
+    with journal._engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE sandbox_orders RENAME TO sandbox_orders_away")
+    engine.place(1, order("SBIN", Side.BUY, 1))
+    with pytest.raises(JournalError, match="the sandbox journal cannot write"):
+        engine.flush()
+    assert journal.backlog == 1
+    with journal._engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE sandbox_orders_away RENAME TO sandbox_orders")
+    engine.flush()
+    assert journal.backlog == 0
+    assert _stored_orders(engine) == 1
