@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from config import DEFAULT_ENV_FILE, SAMPLE_ENV_FILE, ConfigError, Settings, load_settings
 from database.migrate import upgrade_all
@@ -41,6 +42,19 @@ def prepare() -> Settings:
     return settings
 
 
+class AccessLogger(Logger):  # type: ignore[misc]
+    """gunicorn's access log for pages and assets; /api calls are in the API log database.
+
+    Every API call is already stored there with its owner, status and redacted body, so a
+    console line per order would only repeat it (and cost the order path its formatting).
+    """
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if str(environ.get("PATH_INFO", "")).startswith("/api/"):
+            return
+        super().access(resp, req, environ, request_time)
+
+
 class DalalServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -56,6 +70,7 @@ class DalalServer(BaseApplication):  # type: ignore[misc]
             "timeout": 120,
             "graceful_timeout": 20,
             "accesslog": "-",
+            "logger_class": AccessLogger,
             "access_log_format": ACCESS_LOG_FORMAT,
             "errorlog": "-",
             "loglevel": self.settings.log_level.lower(),

@@ -53,6 +53,9 @@ def test_serve_sets_up_and_answers_ping(desk: RunningDesk) -> None:
     log = desk.log.read_text()
     assert "Dalal is running. Open http://127.0.0.1:" in log
     assert key not in log  # nothing secret in the server's output
+    # Pages are in the access log; API calls are in the API log database instead.
+    assert '"GET /setup HTTP/1.1" 200' in log
+    assert "/api/v1/ping" not in log
 
     # Restart: the same .env is reused, so the key still works.
     desk.start()
