@@ -41,6 +41,8 @@ class Settings:
     port: int = 5000
     websocket_host: str = "127.0.0.1"
     websocket_port: int = 8765
+    feed_ticks_per_second: int = 2
+    websocket_slow_client_seconds: int = 10
     database_url: str = "sqlite:///db/dalal.db"
     sandbox_database_url: str = "sqlite:///db/sandbox.db"
     latency_database_url: str = "sqlite:///db/latency.db"
@@ -79,6 +81,10 @@ class Settings:
             port=reader.port("FLASK_PORT", 5000),
             websocket_host=reader.text("WEBSOCKET_HOST", "127.0.0.1"),
             websocket_port=reader.port("WEBSOCKET_PORT", 8765),
+            feed_ticks_per_second=reader.integer("FEED_TICKS_PER_SECOND", 2, minimum=1),
+            websocket_slow_client_seconds=reader.integer(
+                "WEBSOCKET_SLOW_CLIENT_SECONDS", 10, minimum=1
+            ),
             database_url=reader.database_url("DATABASE_URL", "sqlite:///db/dalal.db"),
             sandbox_database_url=reader.database_url(
                 "SANDBOX_DATABASE_URL", "sqlite:///db/sandbox.db"

@@ -62,6 +62,7 @@ class DalalServer(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         url = f"http://{self.settings.host}:{self.settings.port}"
+        feed = f"ws://{self.settings.websocket_host}:{self.settings.websocket_port}"
         options: dict[str, Any] = {
             "bind": f"{self.settings.host}:{self.settings.port}",
             "workers": self.settings.web_workers,
@@ -79,7 +80,9 @@ class DalalServer(BaseApplication):  # type: ignore[misc]
             # on the same machine would fight over; stop the desk with a signal instead.
             "control_socket_disable": True,
             "when_ready": lambda _server: print(
-                f"Dalal is running. Open {url} in your browser (Ctrl+C stops it).", flush=True
+                f"Dalal is running. Open {url} in your browser (Ctrl+C stops it).\n"
+                f"Market data streams at {feed} (OpenAlgo WebSocket protocol).",
+                flush=True,
             ),
         }
         for key, value in options.items():

@@ -81,6 +81,7 @@ def start_desk(folder: Path) -> tuple[subprocess.Popen[bytes], str, str]:
         "LATENCY_DATABASE_URL": f"sqlite:///{folder}/latency.db",
         "LOGS_DATABASE_URL": f"sqlite:///{folder}/logs.db",
         "FLASK_PORT": str(port),
+        "WEBSOCKET_PORT": str(free_port()),
         "SANDBOX_STARTING_CAPITAL": "100000000000",
         # Capacity, not the configured limits, is measured here: the default 500 orders/s
         # per key would cap the 16-client run.

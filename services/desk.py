@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,7 +18,11 @@ from services.rate_limits import RateLimits
 from services.secretbox import SecretBox
 from services.two_factor import TwoFactorService
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
+    from services.feed.hub import FeedHub
+    from services.feed.server import MarketFeedServer
     from services.market.service import MarketData
     from services.orders.pipeline import OrderPipeline
     from services.sandbox.engine import SandboxEngine
@@ -42,6 +47,8 @@ class Desk:
     _pipeline: OrderPipeline | None = field(default=None, repr=False)
     _runner: SandboxRunner | None = field(default=None, repr=False)
     _gtt: GttBook | None = field(default=None, repr=False)
+    _feed: FeedHub | None = field(default=None, repr=False)
+    feed_server: MarketFeedServer | None = field(default=None, repr=False)
 
     @property
     def market(self) -> MarketData:
@@ -115,8 +122,27 @@ class Desk:
             rate_limits=RateLimits.from_url(settings.redis_url),
         )
 
+    @property
+    def feed(self) -> FeedHub:
+        """The tick hub: one upstream subscription per instrument for every consumer."""
+        if self._feed is None:
+            with self._market_lock:
+                if self._feed is None:
+                    from services.feed.hub import FeedHub
+                    from services.feed.source import SimulatedFeed
+
+                    market, rate = self.market, self.settings.feed_ticks_per_second
+                    self._feed = FeedHub(lambda: SimulatedFeed(market, rate))
+        return self._feed
+
+    def feed_key(self, symbol: str, exchange: str) -> tuple[str, str] | None:
+        """(exchange, symbol) of a listed instrument, None when there is no such contract."""
+        instrument = self.market.master.get(symbol, exchange)
+        return None if instrument is None else (instrument.exchange.value, instrument.symbol)
+
     def start_background(self) -> None:
-        """Start the desk's singletons (the sandbox heartbeat): once, in the serving process."""
+        """Start the desk's singletons (the sandbox heartbeat, the market-data feed and its
+        WebSocket server): once, in the serving process."""
         from services.sandbox.runner import SandboxRunner
 
         if self._runner is None:
@@ -124,8 +150,39 @@ class Desk:
                 self.sandbox, auto_reset=self.settings.sandbox_auto_reset, gtt_check=self.gtt.check
             )
             self._runner.start()
+        if self.feed_server is None:
+            self._start_feed()
+
+    def _start_feed(self) -> None:
+        from broker.base import registered_brokers
+        from services.feed.server import FeedServerSettings, MarketFeedServer
+
+        self.feed.start()
+        server = MarketFeedServer(
+            FeedServerSettings(
+                host=self.settings.websocket_host,
+                port=self.settings.websocket_port,
+                slow_client_seconds=self.settings.websocket_slow_client_seconds,
+                supported_brokers=tuple(sorted(registered_brokers())),
+            ),
+            self.feed,
+            self.api_keys.verify,
+            self.feed_key,
+        )
+        try:
+            server.start()
+        except OSError as error:
+            # The desk stays useful without streaming; say so plainly rather than die.
+            log.error("%s; streaming market data is off until the desk restarts", error)
+            return
+        self.events.subscribe("order", server.on_order)
+        self.feed_server = server
 
     def close(self) -> None:
+        if self.feed_server is not None:
+            self.feed_server.stop()
+        if self._feed is not None:
+            self._feed.stop()
         if self._runner is not None:
             self._runner.stop()
         self.api_log.flush()

@@ -24,8 +24,9 @@ def _free_port() -> int:
 
 
 class RunningDesk:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, **overrides: str) -> None:
         self.port = _free_port()
+        self.ws_port = _free_port()
         self.env_file = tmp_path / ".env"
         env = desk_env(tmp_path)
         # Secrets must come from the generated .env, as on a newcomer's machine.
@@ -35,9 +36,12 @@ class RunningDesk:
             **env,
             "DALAL_ENV_FILE": str(self.env_file),
             "FLASK_PORT": str(self.port),
+            "WEBSOCKET_PORT": str(self.ws_port),
             "WEB_THREADS": "4",
+            **overrides,
         }
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.ws_port}"
         self.log = tmp_path / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
