@@ -54,6 +54,7 @@ bench: install-dev
 	$(VPY) bench/bench_market.py
 	$(VPY) bench/bench_sandbox.py
 	$(VPY) bench/bench_http.py
+	$(VPY) bench/bench_feed.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -71,7 +71,7 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"server at {url} did not start")
 
 
-def start_desk(folder: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_desk(folder: Path, **extra: str) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     env = {
         **os.environ,
@@ -87,6 +87,7 @@ def start_desk(folder: Path) -> tuple[subprocess.Popen[bytes], str, str]:
         # per key would cap the 16-client run.
         "API_RATE_LIMIT": "100000 per second",
         "ORDER_RATE_LIMIT": "100000 per second",
+        **extra,
     }
     server = subprocess.Popen(
         [sys.executable, "app.py", "serve"],
