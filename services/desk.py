@@ -155,8 +155,11 @@ class Desk:
 
     def _start_feed(self) -> None:
         from broker.base import registered_brokers
+        from services.feed.matching import sandbox_matcher
         from services.feed.server import FeedServerSettings, MarketFeedServer
 
+        market = self.market
+        self.feed.add_consumer(sandbox_matcher(self.sandbox, lambda: market.master))
         self.feed.start()
         server = MarketFeedServer(
             FeedServerSettings(
