@@ -10,7 +10,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 # The first Python 3.12+ found: python3.13, python3.12, python3, then pyenv's installed versions.
 PYTHON ?= $(shell bash scripts/find-python.sh)
 
-.PHONY: help run test lint typecheck pytest install install-dev bench clean
+.PHONY: help run test lint typecheck pytest install install-dev system-deps bench clean
 
 help:
 	@echo "make run    - install into .venv, create .env and the databases, start the desk"
@@ -44,7 +44,11 @@ lint: install-dev
 typecheck: install-dev
 	$(VPY) -m mypy
 
-pytest: install-dev
+# Programs the tests start for real (redis-server), from Debian when missing.
+system-deps:
+	@bash scripts/system-deps.sh
+
+pytest: install-dev system-deps
 	$(VPY) -m pytest
 
 test: lint typecheck pytest

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from services.feed.hub import FeedHub
+    from services.feed.relay import RedisRelay
     from services.feed.server import MarketFeedServer
     from services.market.service import MarketData
     from services.orders.pipeline import OrderPipeline
@@ -49,6 +50,7 @@ class Desk:
     _gtt: GttBook | None = field(default=None, repr=False)
     _feed: FeedHub | None = field(default=None, repr=False)
     feed_server: MarketFeedServer | None = field(default=None, repr=False)
+    feed_relay: RedisRelay | None = field(default=None, repr=False)
 
     @property
     def market(self) -> MarketData:
@@ -160,7 +162,14 @@ class Desk:
 
         market = self.market
         self.feed.add_consumer(sandbox_matcher(self.sandbox, lambda: market.master))
-        self.feed.start()
+        if self.settings.redis_url:
+            from services.feed.relay import RedisRelay
+
+            # Several desk processes share one source: whichever leads runs it.
+            self.feed_relay = RedisRelay(self.settings.redis_url, self.feed)
+            self.feed_relay.start()
+        else:
+            self.feed.start()
         server = MarketFeedServer(
             FeedServerSettings(
                 host=self.settings.websocket_host,
@@ -184,6 +193,8 @@ class Desk:
     def close(self) -> None:
         if self.feed_server is not None:
             self.feed_server.stop()
+        if self.feed_relay is not None:
+            self.feed_relay.stop()
         if self._feed is not None:
             self._feed.stop()
         if self._runner is not None:

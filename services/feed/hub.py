@@ -53,6 +53,10 @@ class FeedHub:
         self._references: Counter[tuple[Key, FeedMode]] = Counter()
         self._consumers: list[TickConsumer] = []
         self._listeners: list[StatusListener] = []
+        self._demand_listeners: list[Callable[[], None]] = []
+        # Instruments other desk processes want (the Redis relay fills this in the process
+        # that runs the source), merged into what this hub subscribes to.
+        self._remote: dict[Key, FeedMode] = {}
         self._source: FeedSource | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -68,6 +72,18 @@ class FeedHub:
     def add_status_listener(self, listener: StatusListener) -> None:
         with self._lock:
             self._listeners.append(listener)
+
+    def add_demand_listener(self, listener: Callable[[], None]) -> None:
+        """Called (without arguments) whenever the set of wanted instruments changes."""
+        with self._lock:
+            self._demand_listeners.append(listener)
+
+    def set_remote_demand(self, wanted: dict[Key, FeedMode]) -> None:
+        with self._lock:
+            changed = wanted != self._remote
+            self._remote = dict(wanted)
+        if changed:
+            self._push_subscriptions()
 
     def acquire(self, key: Key, mode: FeedMode) -> None:
         with self._lock:
@@ -89,10 +105,11 @@ class FeedHub:
         if changed:
             self._push_subscriptions()
 
-    def wanted(self) -> dict[Key, FeedMode]:
-        """Each wanted instrument at the highest mode any consumer asked for."""
+    def wanted(self, *, local_only: bool = False) -> dict[Key, FeedMode]:
+        """Each wanted instrument at the highest mode any consumer asked for (with what
+        other processes want, unless `local_only`)."""
         with self._lock:
-            found: dict[Key, FeedMode] = {}
+            found: dict[Key, FeedMode] = {} if local_only else dict(self._remote)
             for key, mode in self._references:
                 if mode > found.get(key, 0):
                     found[key] = mode
@@ -164,8 +181,23 @@ class FeedHub:
     def _push_subscriptions(self) -> None:
         with self._lock:
             source = self._source
+            listeners = list(self._demand_listeners)
         if source is not None:
             source.set_subscriptions(self.wanted())
+        for listener in listeners:
+            listener()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def dispatch(self, ticks: list[Tick]) -> None:
+        """Hand ticks that arrived from elsewhere (another process's source) to consumers."""
+        self._dispatch(ticks)
+
+    def announce(self, status: FeedStatus) -> None:
+        """Tell status listeners about a source running elsewhere."""
+        self._announce(status)
 
     def _dispatch(self, ticks: list[Tick]) -> None:
         with self._lock:
