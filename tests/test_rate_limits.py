@@ -136,3 +136,15 @@ def test_shared_counter_follows_the_same_rules() -> None:
     limits.count("1 per minute", "login", "ip")
     with pytest.raises(RateLimited):
         limits.ensure_allowed("1 per minute", "login", "ip")
+
+
+def test_shared_counter_over_a_real_redis_counts_across_desks(redis_url: str) -> None:
+    # Two desk processes each build their own limiter on the same Redis: one budget.
+    first, second = RateLimits(SharedCounter(redis_url)), RateLimits(SharedCounter(redis_url))
+    first.check("3 per minute", "orders", "key:a")
+    second.check("3 per minute", "orders", "key:a")
+    first.check("3 per minute", "orders", "key:a")
+    with pytest.raises(RateLimited) as refused:
+        second.check("3 per minute", "orders", "key:a")
+    assert 1 <= refused.value.retry_after <= 60
+    second.check("3 per minute", "orders", "key:b")  # another key has its own budget
