@@ -129,7 +129,8 @@ def run_flask_cli(
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -141,7 +142,7 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     """A real redis-server of this test's own on a loopback port (empty, not persisted)."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is missing: `make test` installs it (Debian package redis-server)"
-    port = _free_port()
+    port = free_port()
     options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     server = subprocess.Popen(
         [binary, *options, "--dir", str(tmp_path)],

@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+from flask import Flask
 
 from config import PROJECT_ROOT
-from tests.conftest import desk_env, run_flask_cli
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.conftest import desk_env, free_port, run_flask_cli
 
 
 class RunningDesk:
     def __init__(self, tmp_path: Path, **overrides: str) -> None:
-        self.port = _free_port()
-        self.ws_port = _free_port()
+        self.port = free_port()
+        self.ws_port = free_port()
         self.env_file = tmp_path / ".env"
         env = desk_env(tmp_path)
         # Secrets must come from the generated .env, as on a newcomer's machine.
@@ -79,3 +72,20 @@ class RunningDesk:
         self.cli("user", "create", "admin", "--email", "admin@example.com",
                  "--password", password, "--admin")  # fmt: skip
         return self.cli("apikey", "create", "admin").strip().splitlines()[-1]
+
+
+def desk_in_process(folder: Path, **overrides: str) -> tuple[Flask, str, str]:
+    """A desk built in this process with its background services (the feed included)
+    running: (app, its WebSocket URL, an API key of a fresh user). Close it with
+    `desk_of(app).close()`."""
+    from app import create_app
+    from config import Settings
+    from tests.conftest import desk_of, make_user
+
+    env = desk_env(folder, **{"WEBSOCKET_PORT": str(free_port()), **overrides})
+    app = create_app(Settings.from_mapping(env))
+    desk = desk_of(app)
+    key = desk.api_keys.create(make_user(app).id)
+    desk.start_background()
+    assert desk.feed_server is not None
+    return app, f"ws://127.0.0.1:{desk.feed_server.port}", key

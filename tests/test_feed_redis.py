@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -17,30 +16,15 @@ import pytest
 from flask import Flask
 from websockets.asyncio.client import ClientConnection, connect
 
-from app import create_app
-from config import Settings
-from tests.conftest import desk_env, desk_of, make_user
+from tests.conftest import desk_of
+from tests.support import desk_in_process
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _desk(folder: Path, redis_url: str) -> tuple[Flask, str, str]:
     folder.mkdir()
-    env = desk_env(folder, WEBSOCKET_PORT=str(_free_port()), REDIS_URL=redis_url,
-                   FEED_TICKS_PER_SECOND="10")  # fmt: skip
-    app = create_app(Settings.from_mapping(env))
-    desk = desk_of(app)
-    key = desk.api_keys.create(make_user(app).id)
-    desk.start_background()
-    assert desk.feed_server is not None
-    return app, f"ws://127.0.0.1:{desk.feed_server.port}", key
+    return desk_in_process(folder, REDIS_URL=redis_url, FEED_TICKS_PER_SECOND="10")
 
 
 async def _ticks(connection: ClientConnection, after_ms: int, count: int) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -20,12 +19,11 @@ from flask import Flask
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app import create_app
-from config import Settings
 from services.desk import Desk
 from services.feed.model import FeedMode
 from services.feed.server import FeedServerSettings, MarketFeedServer
-from tests.conftest import desk_env, desk_of, make_user
+from tests.conftest import desk_of, free_port
+from tests.support import desk_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -34,25 +32,14 @@ SYMBOLS = ["SBIN", "INFY", "TCS", "RELIANCE", "ITC", "HDFCBANK", "ICICIBANK", "L
            "HINDUNILVR", "ASIANPAINT", "BAJFINANCE"]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str, str]]:
     folder = Path(tmp_path_factory.mktemp("feed-server"))
-    env = desk_env(folder, WEBSOCKET_PORT=str(_free_port()), FEED_TICKS_PER_SECOND="10",
-                   WEBSOCKET_SLOW_CLIENT_SECONDS="2")  # fmt: skip
-    app = create_app(Settings.from_mapping(env))
-    desk = desk_of(app)
-    key = desk.api_keys.create(make_user(app).id)
-    desk.start_background()
-    assert desk.feed_server is not None
-    yield app, f"ws://127.0.0.1:{desk.feed_server.port}", key
-    desk.close()
+    app, url, key = desk_in_process(
+        folder, FEED_TICKS_PER_SECOND="10", WEBSOCKET_SLOW_CLIENT_SECONDS="2"
+    )
+    yield app, url, key
+    desk_of(app).close()
 
 
 async def _open(url: str, key: str, **options: Any) -> ClientConnection:
@@ -190,7 +177,7 @@ def test_a_silent_connection_is_closed_after_the_grace_period(
     app, _url, _key = live
     desk: Desk = desk_of(app)
     server = MarketFeedServer(
-        FeedServerSettings(host="127.0.0.1", port=_free_port(), auth_grace_seconds=0.5),
+        FeedServerSettings(host="127.0.0.1", port=free_port(), auth_grace_seconds=0.5),
         desk.feed,
         desk.api_keys.verify,
         desk.feed_key,
