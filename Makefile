@@ -6,11 +6,12 @@ VENV      := .venv
 VPY       := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
+STAMP_JS  := static/vendor/.installed
 
 # The first Python 3.12+ found: python3.13, python3.12, python3, then pyenv's installed versions.
 PYTHON ?= $(shell bash scripts/find-python.sh)
 
-.PHONY: help run test lint typecheck pytest install install-dev system-deps bench clean
+.PHONY: help run test lint typecheck pytest install install-dev system-deps assets bench clean
 
 help:
 	@echo "make run    - install into .venv, create .env and the databases, start the desk"
@@ -31,8 +32,14 @@ $(STAMP_DEV): requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(VPY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@ $(STAMP_RUN)
 
-install: $(STAMP_RUN)
-install-dev: $(STAMP_DEV)
+install: $(STAMP_RUN) $(STAMP_JS)
+install-dev: $(STAMP_DEV) $(STAMP_JS)
+
+# Browser libraries (socket.io client, charts) from the npm registry into static/vendor/.
+$(STAMP_JS): package.json package-lock.json scripts/assets.sh
+	@bash scripts/assets.sh
+
+assets: $(STAMP_JS)
 
 run: install
 	$(VPY) app.py serve
@@ -61,4 +68,4 @@ bench: install-dev
 	$(VPY) bench/bench_feed.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache node_modules static/vendor
