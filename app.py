@@ -83,6 +83,7 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.api.traffic import init_traffic_log
     from blueprints.auth import init_auth
     from blueprints.errors import register_error_handlers
+    from blueprints.realtime import init_realtime
 
     init_auth(app)
     pages = (health.bp, home.bp, market_pages.bp, apikey.bp, logs.bp, settings_pages.bp)
@@ -90,6 +91,7 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     init_api(app)
     init_traffic_log(app)
+    init_realtime(app)
     register_error_handlers(app)
 
 

@@ -59,6 +59,7 @@ class Settings:
     max_request_bytes: int = 1_048_576
     web_workers: int = 1
     web_threads: int = 16
+    socketio_max_clients: int = 32
     log_level: str = "INFO"
     auto_migrate: bool = True
     market_mode: str = "always_open"
@@ -105,6 +106,7 @@ class Settings:
             max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 1_048_576, minimum=1024),
             web_workers=reader.integer("WEB_WORKERS", 1, minimum=1),
             web_threads=reader.integer("WEB_THREADS", 16, minimum=1),
+            socketio_max_clients=reader.integer("SOCKETIO_MAX_CLIENTS", 32, minimum=1),
             log_level=reader.choice(
                 "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
             ),

@@ -67,7 +67,9 @@ class DalalServer(BaseApplication):  # type: ignore[misc]
             "bind": f"{self.settings.host}:{self.settings.port}",
             "workers": self.settings.web_workers,
             "worker_class": "gthread",
-            "threads": self.settings.web_threads,
+            # A page's live-update socket holds a thread while it is open: those get threads
+            # of their own (blueprints/realtime.py admits no more), the API keeps WEB_THREADS.
+            "threads": self.settings.web_threads + self.settings.socketio_max_clients,
             "timeout": 120,
             "graceful_timeout": 20,
             "accesslog": "-",

@@ -97,6 +97,12 @@ class Broker(ABC):
     def sync(self) -> None:  # noqa: B027  (optional hook: live brokers have nothing to flush)
         """Make what this broker acknowledged durable before the caller answers (no-op live)."""
 
+    @property
+    def announces_orders(self) -> bool:
+        """Whether the broker publishes its own order events on the desk's bus (the pipeline
+        then leaves them to it); by default the pipeline announces what each call returned."""
+        return False
+
 
 _REGISTRY: dict[str, type[Broker]] = {}
 

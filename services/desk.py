@@ -85,6 +85,7 @@ class Desk:
                         market,
                         self.clock,
                         SandboxSettings(starting_capital=self.settings.sandbox_starting_capital),
+                        events=self.events,
                     )
         return self._sandbox
 

@@ -17,6 +17,13 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[int, Any], None]  # (user_id, payload)
 
+# Topics and what each carries (services/orders/model.py reports unless said otherwise).
+ORDER = "order"  # OrderReport: an order placed, changed, filled, triggered or cancelled
+TRADE = "trade"  # TradeReport: one fill
+POSITION = "position"  # PositionReport: a position a fill (or the day's lifecycle) changed
+FUNDS = "funds"  # FundsReport: the account after any of the above
+ACTION_CENTER = "action_center"  # a JSON-ready dict: the Action Center's queue changed
+
 
 class EventBus:
     def __init__(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ def test_an_order_is_timed_and_announced(tmp_path: Path) -> None:
     user = make_user(app)
     key = desk.api_keys.create(user.id)
     heard: list[tuple[int, Any]] = []
-    desk.events.subscribe("order", lambda user_id, report: heard.append((user_id, report)))
+    announced = threading.Event()
+
+    def hear(user_id: int, report: Any) -> None:
+        heard.append((user_id, report))
+        announced.set()
+
+    # The sandbox announces from its own thread (once the desk hands it the bus), so wait.
+    desk.events.subscribe("order", hear)
 
     response = app.test_client().post(
         "/api/v1/placeorder",
@@ -33,6 +41,7 @@ def test_an_order_is_timed_and_announced(tmp_path: Path) -> None:
     )  # fmt: skip
     assert response.status_code == 200, response.json
     order_id = response.json["orderid"]
+    assert announced.wait(10)
     assert [(user_id, report.order_id) for user_id, report in heard] == [(user.id, order_id)]
 
     desk.orders.flush()

@@ -9,12 +9,18 @@ from flask_restx import Namespace, Resource
 
 from blueprints import desk
 from blueprints.api import api
-from blueprints.api.orders import order_status_row, trader_of, with_mode
+from blueprints.api.orders import trader_of, with_mode
 from blueprints.api.request import authenticated_request, limited, success
 from blueprints.api.schema import Field, request_model
-from blueprints.api.serialize import money
+from blueprints.api.serialize import (
+    funds_data,
+    money,
+    order_row,
+    percent,
+    position_row,
+    trade_row,
+)
 from broker.base import TradingMode, broker_class
-from services.clock import to_ist
 from services.errors import InvalidRequest
 from services.orders.model import OrderStatus, PositionReport, Side
 
@@ -28,10 +34,6 @@ TOGGLE_SCHEMA = {
         description="true = analyze (sandbox), false = live broker",
     )
 }
-
-
-def _percent(part: Decimal, whole: Decimal) -> float:
-    return round(float(part / whole * 100), 2) if whole else 0.0
 
 
 class AccountResource(Resource):  # type: ignore[misc]
@@ -54,7 +56,7 @@ class OrderBook(AccountResource):
             "total_open_orders": sum(1 for status in statuses if status.is_live),
             "total_rejected_orders": statuses.count(OrderStatus.REJECTED),
         }
-        data = {"orders": [order_status_row(order) for order in orders], "statistics": statistics}
+        data = {"orders": [order_row(order) for order in orders], "statistics": statistics}
         return with_mode({"data": data}, broker.mode, parsed)
 
 
@@ -65,57 +67,8 @@ class TradeBook(AccountResource):
         """Today's fills, each with its charges itemised."""
         owner, parsed = authenticated_request(EMPTY)
         broker = desk().orders.broker(trader_of(owner))
-        rows = []
-        for trade in broker.trades():
-            charges = trade.charges
-            rows.append(
-                {
-                    "action": trade.side.value,
-                    "symbol": trade.symbol,
-                    "exchange": trade.exchange,
-                    "orderid": trade.order_id,
-                    "tradeid": trade.trade_id,
-                    "product": trade.product.value,
-                    "quantity": trade.quantity,
-                    "average_price": money(trade.price),
-                    "timestamp": to_ist(trade.traded_at).strftime("%Y-%m-%d %H:%M:%S"),
-                    "trade_value": money(trade.value),
-                    "charges": {
-                        "brokerage": money(charges.brokerage),
-                        "stt": money(charges.stt),
-                        "exchange_charges": money(charges.exchange_charges),
-                        "sebi_fees": money(charges.sebi_fees),
-                        "stamp_duty": money(charges.stamp_duty),
-                        "gst": money(charges.gst),
-                        "dp_charges": money(charges.dp_charges),
-                    },
-                    "total_charges": money(charges.total),
-                }
-            )
+        rows = [trade_row(trade) for trade in broker.trades()]
         return with_mode({"data": rows}, broker.mode, parsed)
-
-
-def _position_row(position: PositionReport) -> dict[str, Any]:
-    invested = position.average_price * abs(position.net_quantity)
-    total = position.realized_pnl + position.unrealized_pnl
-    return {
-        "symbol": position.symbol,
-        "exchange": position.exchange,
-        "product": position.product.value,
-        "quantity": position.net_quantity,
-        "average_price": money(position.average_price),
-        "ltp": money(position.ltp),
-        "pnl": money(total),
-        "pnlpercent": _percent(position.unrealized_pnl, invested),
-        "unrealized_pnl": money(position.unrealized_pnl),
-        "today_realized_pnl": money(position.realized_pnl),
-        "total_pnl_today": money(total),
-        "buy_quantity": position.buy_quantity,
-        "sell_quantity": position.sell_quantity,
-        "buy_value": money(position.buy_value),
-        "sell_value": money(position.sell_value),
-        "lot_size": position.lot_size,
-    }
 
 
 def _totals(positions: list[PositionReport]) -> dict[str, float]:
@@ -137,7 +90,7 @@ class PositionBook(AccountResource):
         owner, parsed = authenticated_request(EMPTY)
         broker = desk().orders.broker(trader_of(owner))
         positions = broker.positions()
-        payload = {"data": [_position_row(p) for p in positions], **_totals(positions)}
+        payload = {"data": [position_row(p) for p in positions], **_totals(positions)}
         return with_mode(payload, broker.mode, parsed)
 
 
@@ -165,7 +118,7 @@ class PnlBySymbol(AccountResource):
                     "total_pnl_today",
                 )
             }
-            for row in map(_position_row, positions)
+            for row in map(position_row, positions)
         ]
         return with_mode({"data": rows, **_totals(positions)}, broker.mode, parsed)
 
@@ -187,7 +140,7 @@ class Holdings(AccountResource):
                 "average_price": money(holding.average_price),
                 "ltp": money(holding.ltp),
                 "pnl": money(holding.pnl),
-                "pnlpercent": _percent(holding.pnl, holding.invested),
+                "pnlpercent": percent(holding.pnl, holding.invested),
             }
             for holding in holdings
         ]
@@ -197,7 +150,7 @@ class Holdings(AccountResource):
             "totalholdingvalue": money(value),
             "totalinvvalue": money(invested),
             "totalprofitandloss": money(value - invested),
-            "totalpnlpercentage": _percent(value - invested, invested),
+            "totalpnlpercentage": percent(value - invested, invested),
         }
         return with_mode(
             {"data": {"holdings": rows, "statistics": statistics}}, broker.mode, parsed
@@ -211,21 +164,7 @@ class Funds(AccountResource):
         """Cash available to trade, margin in use, and realised/unrealised P&L."""
         owner, parsed = authenticated_request(EMPTY)
         broker = desk().orders.broker(trader_of(owner))
-        funds = broker.funds()
-        data = {
-            "availablecash": money(funds.available_cash),
-            "collateral": money(funds.collateral),
-            "m2mrealized": money(funds.realized_pnl),
-            "m2munrealized": money(funds.unrealized_pnl),
-            "utiliseddebits": money(funds.utilised),
-            "total_realized_pnl": money(funds.realized_pnl),
-            "today_realized_pnl": money(funds.today_realized_pnl),
-            "totalpnl": money(funds.realized_pnl + funds.unrealized_pnl),
-            "charges": money(funds.charges),
-            "starting_capital": money(funds.starting_capital),
-            "reset_count": funds.reset_count,
-            "last_reset": to_ist(funds.last_reset).isoformat() if funds.last_reset else None,
-        }
+        data = funds_data(broker.funds())
         return with_mode({"data": data}, broker.mode, parsed)
 
 

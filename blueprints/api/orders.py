@@ -11,14 +11,12 @@ from blueprints import desk
 from blueprints.api import api
 from blueprints.api.request import authenticated_request, limited, success
 from blueprints.api.schema import Field, Parsed, request_model
-from blueprints.api.serialize import money
+from blueprints.api.serialize import order_row
 from broker.base import TradingMode
 from services.api_keys import ApiKeyOwner
-from services.clock import to_ist
 from services.errors import DalalError, InvalidRequest
 from services.orders.model import (
     ModifyRequest,
-    OrderReport,
     OrderRequest,
     PriceType,
     Product,
@@ -253,27 +251,6 @@ def _close(trader: Trader, position: Any) -> dict[str, Any]:
     return {**entry, "status": "success", "orderids": order_ids}
 
 
-def order_status_row(report: OrderReport) -> dict[str, Any]:
-    return {
-        "action": report.side.value,
-        "average_price": money(report.average_price),
-        "exchange": report.exchange,
-        "order_status": report.status.value,
-        "orderid": report.order_id,
-        "price": money(report.price) if report.price_type is not PriceType.MARKET else 0.0,
-        "pricetype": report.price_type.value,
-        "product": report.product.value,
-        "quantity": report.quantity,
-        "filled_quantity": report.filled_quantity,
-        "pending_quantity": report.pending_quantity,
-        "symbol": report.symbol,
-        "strategy": report.strategy,
-        "rejection_reason": report.rejection_reason,
-        "timestamp": to_ist(report.placed_at).strftime("%Y-%m-%d %H:%M:%S"),
-        "trigger_price": money(report.trigger_price),
-    }
-
-
 @ns.route("/orderstatus")
 class OrderStatus(InfoResource):
     @ns.expect(request_model(ns, "OrderStatusRequest", ORDER_ID_SCHEMA), validate=False)
@@ -282,7 +259,7 @@ class OrderStatus(InfoResource):
         owner, parsed = authenticated_request(ORDER_ID_SCHEMA)
         broker = desk().orders.broker(trader_of(owner))
         report = broker.order(parsed["orderid"])
-        return with_mode({"data": order_status_row(report)}, broker.mode, parsed)
+        return with_mode({"data": order_row(report)}, broker.mode, parsed)
 
 
 @ns.route("/openposition")

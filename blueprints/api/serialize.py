@@ -1,4 +1,8 @@
-"""Domain objects to the JSON shapes of API.md (numbers rounded as D12 says)."""
+"""Domain objects to the JSON shapes of API.md (numbers rounded as D12 says).
+
+The REST API and the pages' live updates (`blueprints/realtime.py`) share these shapes, so a
+page shows the same numbers whether it asked or was told.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from services.clock import IST
+from services.clock import IST, to_ist
 from services.market.model import Candle, Depth, Instrument, Quote
+from services.orders.model import FundsReport, OrderReport, PositionReport, PriceType, TradeReport
 
 _CENT = Decimal("0.01")
 
@@ -15,6 +20,10 @@ _CENT = Decimal("0.01")
 def money(value: Decimal) -> float:
     """A price or amount as a JSON number with at most two decimals."""
     return float(value.quantize(_CENT, rounding=ROUND_HALF_UP))
+
+
+def percent(part: Decimal, whole: Decimal) -> float:
+    return round(float(part / whole * 100), 2) if whole else 0.0
 
 
 def expiry_text(day: date | None) -> str:
@@ -93,4 +102,99 @@ def candle_row(candle: Candle, daily: bool) -> dict[str, Any]:
         "close": money(candle.close),
         "volume": candle.volume,
         "oi": candle.oi,
+    }
+
+
+def _clock_text(instant: datetime) -> str:
+    return to_ist(instant).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def order_row(report: OrderReport) -> dict[str, Any]:
+    """One order as `orderbook` and `orderstatus` show it."""
+    return {
+        "action": report.side.value,
+        "average_price": money(report.average_price),
+        "exchange": report.exchange,
+        "order_status": report.status.value,
+        "orderid": report.order_id,
+        "price": money(report.price) if report.price_type is not PriceType.MARKET else 0.0,
+        "pricetype": report.price_type.value,
+        "product": report.product.value,
+        "quantity": report.quantity,
+        "filled_quantity": report.filled_quantity,
+        "pending_quantity": report.pending_quantity,
+        "symbol": report.symbol,
+        "strategy": report.strategy,
+        "rejection_reason": report.rejection_reason,
+        "timestamp": _clock_text(report.placed_at),
+        "trigger_price": money(report.trigger_price),
+    }
+
+
+def trade_row(trade: TradeReport) -> dict[str, Any]:
+    """One fill as `tradebook` shows it, charges itemised."""
+    charges = trade.charges
+    return {
+        "action": trade.side.value,
+        "symbol": trade.symbol,
+        "exchange": trade.exchange,
+        "orderid": trade.order_id,
+        "tradeid": trade.trade_id,
+        "product": trade.product.value,
+        "quantity": trade.quantity,
+        "average_price": money(trade.price),
+        "timestamp": _clock_text(trade.traded_at),
+        "trade_value": money(trade.value),
+        "charges": {
+            "brokerage": money(charges.brokerage),
+            "stt": money(charges.stt),
+            "exchange_charges": money(charges.exchange_charges),
+            "sebi_fees": money(charges.sebi_fees),
+            "stamp_duty": money(charges.stamp_duty),
+            "gst": money(charges.gst),
+            "dp_charges": money(charges.dp_charges),
+        },
+        "total_charges": money(charges.total),
+    }
+
+
+def position_row(position: PositionReport) -> dict[str, Any]:
+    """One position as `positionbook` shows it."""
+    invested = position.average_price * abs(position.net_quantity)
+    total = position.realized_pnl + position.unrealized_pnl
+    return {
+        "symbol": position.symbol,
+        "exchange": position.exchange,
+        "product": position.product.value,
+        "quantity": position.net_quantity,
+        "average_price": money(position.average_price),
+        "ltp": money(position.ltp),
+        "pnl": money(total),
+        "pnlpercent": percent(position.unrealized_pnl, invested),
+        "unrealized_pnl": money(position.unrealized_pnl),
+        "today_realized_pnl": money(position.realized_pnl),
+        "total_pnl_today": money(total),
+        "buy_quantity": position.buy_quantity,
+        "sell_quantity": position.sell_quantity,
+        "buy_value": money(position.buy_value),
+        "sell_value": money(position.sell_value),
+        "lot_size": position.lot_size,
+    }
+
+
+def funds_data(funds: FundsReport) -> dict[str, Any]:
+    """The account as `funds` shows it."""
+    return {
+        "availablecash": money(funds.available_cash),
+        "collateral": money(funds.collateral),
+        "m2mrealized": money(funds.realized_pnl),
+        "m2munrealized": money(funds.unrealized_pnl),
+        "utiliseddebits": money(funds.utilised),
+        "total_realized_pnl": money(funds.realized_pnl),
+        "today_realized_pnl": money(funds.today_realized_pnl),
+        "totalpnl": money(funds.realized_pnl + funds.unrealized_pnl),
+        "charges": money(funds.charges),
+        "starting_capital": money(funds.starting_capital),
+        "reset_count": funds.reset_count,
+        "last_reset": to_ist(funds.last_reset).isoformat() if funds.last_reset else None,
     }

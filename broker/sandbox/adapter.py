@@ -66,3 +66,9 @@ class SandboxBroker(Broker):
 
     def sync(self) -> None:
         self.engine.flush()
+
+    @property
+    def announces_orders(self) -> bool:
+        # The engine announces every change of an order (the caller's and the ticks') in the
+        # order they happened, so a page never sees a placement's report after its fill's.
+        return self.engine.announces

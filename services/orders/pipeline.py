@@ -1,7 +1,8 @@
 """The order pipeline: one path for every order, whatever its source (DESIGN.md).
 
 normalise -> validate against the instrument master -> risk gates -> order-mode gate ->
-route to the user's broker -> record a latency sample -> publish an order event.
+route to the user's broker -> record a latency sample -> publish an order event (unless the
+broker publishes its own, as the sandbox does: `Broker.announces_orders`).
 Callers (REST, pages, webhooks, strategies, Telegram) hand in a normalised `OrderRequest`.
 """
 
@@ -17,6 +18,7 @@ from database.engine import DatabaseName
 from database.models import OrderLatency
 from services.background_writer import BackgroundWriter
 from services.errors import DalalError
+from services.events import ORDER
 from services.orders.model import ModifyRequest, OrderReport, OrderRequest
 from services.orders.validation import validate_order
 
@@ -106,7 +108,7 @@ class OrderPipeline:
             raise
         broker.sync()
         self._record(trader, "place", report.order_id, started, validated, report.status.value)
-        self._desk.events.publish("order", trader.user_id, report)
+        self._announce(broker, trader, report)
         return OrderOutcome(report, broker.mode)
 
     def modify(self, trader: Trader, request: ModifyRequest) -> OrderOutcome:
@@ -124,16 +126,21 @@ class OrderPipeline:
         report = send(broker)
         broker.sync()
         self._record(trader, operation, report.order_id, started, started, report.status.value)
-        self._desk.events.publish("order", trader.user_id, report)
+        self._announce(broker, trader, report)
         return OrderOutcome(report, broker.mode)
 
     def cancel_all(self, trader: Trader) -> tuple[list[str], list[tuple[str, str]], TradingMode]:
         broker = self.broker(trader)
         cancelled, failed = broker.cancel_all_orders()
         broker.sync()
-        for order_id in cancelled:
-            self._desk.events.publish("order", trader.user_id, broker.order(order_id))
+        if not broker.announces_orders:
+            for order_id in cancelled:
+                self._desk.events.publish(ORDER, trader.user_id, broker.order(order_id))
         return cancelled, failed, broker.mode
+
+    def _announce(self, broker: Broker, trader: Trader, report: OrderReport) -> None:
+        if not broker.announces_orders:
+            self._desk.events.publish(ORDER, trader.user_id, report)
 
     def flush(self) -> None:
         self._latency.flush()

@@ -5,6 +5,9 @@ orders theirs; a thread takes a user's lock before an instrument's, never the re
 collect crossed orders under the instrument lock, release it, then fill each order under its
 user's lock). Lifecycle runs are serialised by one more lock taken before any user's.
 
+Announcements: given the desk's event bus, the engine publishes what every event changed
+(orders, trades, positions, funds) from a relay thread, never under a lock (`announcer.py`).
+
 Durability: every change of state happens in memory under those locks and is queued, as one
 unit per event, on the write-behind journal (`journal.py`); `flush()` waits until everything
 queued so far is committed. On start the books are rebuilt from the sandbox database
@@ -37,6 +40,7 @@ from decimal import Decimal
 
 from database.engine import DatabaseName, Databases
 from services.clock import IST, Clock
+from services.events import EventBus
 from services.market.candles import to_price
 from services.market.model import Instrument
 from services.market.service import MarketData
@@ -52,6 +56,7 @@ from services.orders.model import (
     TradeReport,
 )
 from services.runtime import freeze_long_lived_objects
+from services.sandbox.announcer import Announcer
 from services.sandbox.books import price_key
 from services.sandbox.flow import OrderFlow
 from services.sandbox.ids import IdSource
@@ -61,7 +66,7 @@ from services.sandbox.lifecycle import Lifecycle, ist_day
 from services.sandbox.loading import load_state
 from services.sandbox.persistence import SPECS, USER_TABLES, Changes
 from services.sandbox.settings import SandboxSettings, Timetable
-from services.sandbox.state import UserBook
+from services.sandbox.state import PositionState, UserBook
 from services.sandbox.validation import Validator
 from services.sandbox.view import MarketView
 
@@ -73,7 +78,9 @@ class SandboxEngine:
         market: MarketData,
         clock: Clock,
         settings: SandboxSettings = SandboxSettings(),  # noqa: B008 (frozen, shared default)
+        events: EventBus | None = None,
     ) -> None:
+        """`events`: where to announce changes (none: the engine announces nothing)."""
         self._clock = clock
         self._settings = settings
         self._view = MarketView(market)
@@ -89,9 +96,13 @@ class SandboxEngine:
         ids = IdSource(loaded.last_order_number, loaded.last_trade_number)
         timetable = Timetable(settings, market.calendar, always_open=market.settings.always_open)
         self._ledger = Ledger(self._view, settings, ids)
+        self._announcer: Announcer | None = None
+        if events is not None:
+            self._announcer = Announcer(events, clock, self._position_report, self._funds_report)
+        announce = None if self._announcer is None else self._announcer.changed
         self._flow = OrderFlow(
             self._view, Validator(self._view, settings, timetable), self._ledger, ids,
-            self._journal.submit,
+            self._journal.submit, announce,
         )  # fmt: skip
         self._lifecycle = Lifecycle(
             self._view, timetable, self._ledger, self._flow, ids, self._journal.submit,
@@ -133,6 +144,11 @@ class SandboxEngine:
 
     def _roll(self, book: UserBook, now: datetime) -> None:
         self._lifecycle.roll_book(book, now, ist_day(now))
+
+    @property
+    def announces(self) -> bool:
+        """Whether the engine publishes its changes (orders included) on an event bus."""
+        return self._announcer is not None
 
     # ------------------------------------------------------------------ orders
 
@@ -203,7 +219,7 @@ class SandboxEngine:
         with book.lock:
             self._roll(book, now)
             found = [p for p in book.positions.values() if p.is_active]
-            return [p.report(self._ltp(p.instrument, now, p.average_price)) for p in found]
+            return [self._position_report(p, now) for p in found]
 
     def holdings(self, user_id: int) -> list[HoldingReport]:
         book, now = self._enter(user_id)
@@ -221,12 +237,19 @@ class SandboxEngine:
         book, now = self._enter(user_id)
         with book.lock:
             self._roll(book, now)
-            unrealized = ZERO
-            for position in book.positions.values():
-                if position.net:
-                    ltp = self._ltp(position.instrument, now, position.average_price)
-                    unrealized += position.report(ltp).unrealized_pnl
-            return book.funds(unrealized)
+            return self._funds_report(book, now)
+
+    def _position_report(self, position: PositionState, now: datetime) -> PositionReport:
+        """A position marked to the last price (call with the user's lock held)."""
+        return position.report(self._ltp(position.instrument, now, position.average_price))
+
+    def _funds_report(self, book: UserBook, now: datetime) -> FundsReport:
+        """The account with open positions marked to market (call with the user's lock held)."""
+        unrealized = ZERO
+        for position in book.positions.values():
+            if position.net:
+                unrealized += self._position_report(position, now).unrealized_pnl
+        return book.funds(unrealized)
 
     def _ltp(self, instrument: Instrument, now: datetime, fallback: Decimal) -> Decimal:
         found = self._view.ltp(instrument, now)
@@ -344,6 +367,8 @@ class SandboxEngine:
         self._journal.flush()
 
     def close(self) -> None:
+        if self._announcer is not None:
+            self._announcer.close()
         self._journal.close()
 
 

@@ -81,15 +81,20 @@ class OrderFlow:
         ledger: Ledger,
         ids: IdSource,
         submit: Callable[[Unit], None],
+        announce: Callable[[Changes], None] | None = None,
     ) -> None:
         self._view = view
         self._validator = validator
         self._ledger = ledger
         self._ids = ids
         self._submit = submit
+        self._announce = announce
 
     def commit(self, changes: Changes, now: datetime) -> None:
+        """Queue the event for the database and, when someone listens, for announcement."""
         self._submit(changes.operations(now))
+        if self._announce is not None:
+            self._announce(changes)
 
     # ------------------------------------------------------------------ place
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from database.engine import DatabaseName, Databases, build_engine
 from database.migrate import upgrade
 from services.clock import IST, FixedClock
+from services.events import EventBus
 from services.market.calendar import MarketCalendar
 from services.market.instrument_store import InstrumentMaster
 from services.market.master import build_master
@@ -117,10 +118,15 @@ def make_engine(db_path: Path, market: MarketData, clock: FixedClock) -> Iterato
         market_data: MarketData | None = None,
         settings: SandboxSettings | None = None,
         engine_clock: FixedClock | None = None,
+        events: EventBus | None = None,
     ) -> SandboxEngine:
         databases = _databases(db_path)
         engine = SandboxEngine(
-            databases, market_data or market, engine_clock or clock, settings or SandboxSettings()
+            databases,
+            market_data or market,
+            engine_clock or clock,
+            settings or SandboxSettings(),
+            events=events,
         )
         made.append((engine, databases))
         return engine
