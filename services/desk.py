@@ -129,12 +129,12 @@ class Desk:
     def feed(self) -> FeedHub:
         """The tick hub: one upstream subscription per instrument for every consumer."""
         if self._feed is None:
-            with self._market_lock:
+            market, rate = self.market, self.settings.feed_ticks_per_second  # before the lock:
+            with self._market_lock:  # building the market takes it too
                 if self._feed is None:
                     from services.feed.hub import FeedHub
                     from services.feed.source import SimulatedFeed
 
-                    market, rate = self.market, self.settings.feed_ticks_per_second
                     self._feed = FeedHub(lambda: SimulatedFeed(market, rate))
         return self._feed
 
