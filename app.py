@@ -77,7 +77,21 @@ class PageSessionInterface(SecureCookieSessionInterface):
 
 
 def _register_blueprints(app: Flask) -> None:
-    from blueprints import apikey, health, home, logs, market_pages
+    from blueprints import (
+        apikey,
+        charts,
+        funds,
+        health,
+        holdings,
+        home,
+        logs,
+        market_pages,
+        orderbook,
+        positions,
+        sandbox_pages,
+        ticket,
+        tradebook,
+    )
     from blueprints import settings as settings_pages
     from blueprints.api import init_api
     from blueprints.api.traffic import init_traffic_log
@@ -86,7 +100,11 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.realtime import init_realtime
 
     init_auth(app)
-    pages = (health.bp, home.bp, market_pages.bp, apikey.bp, logs.bp, settings_pages.bp)
+    pages = (
+        health.bp, home.bp, orderbook.bp, tradebook.bp, positions.bp, holdings.bp, funds.bp,
+        market_pages.bp, charts.bp, sandbox_pages.bp, ticket.bp, apikey.bp, logs.bp,
+        settings_pages.bp,
+    )  # fmt: skip
     for blueprint in pages:
         app.register_blueprint(blueprint)
     init_api(app)

@@ -11,7 +11,12 @@ shows the same numbers whether it asked or was told:
     funds_update          the `funds` data              (topic "funds")
     action_center_update  the Action Center's own dict  (topic "action_center")
 
-Pages only listen: the server handles no events from them.
+A page may also ask for an instrument's prices (the chart, the ticket): it emits
+`subscribe_ticks` {symbol, exchange} (and `unsubscribe_ticks` when done); the socket joins the
+instrument's room, `tick:<EXCHANGE>:<SYMBOL>`, and the desk's tick hub (`desk.feed`) is asked
+for the instrument for as long as any socket wants it (released on disconnect at the latest).
+A hub consumer turns each tick into one `tick` event {symbol, exchange, ltp, ltt, timestamp,
+...} to that room. Nothing else a page sends is handled.
 
 Under gunicorn's threaded worker an open socket holds a thread. So every new connection is
 checked before Engine.IO takes it (`_Gate`): without a signed-in session it gets 401, and past
@@ -22,6 +27,7 @@ can take the threads the API needs.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -34,6 +40,7 @@ from blueprints.api.serialize import funds_data, order_row, position_row, trade_
 from extensions import socketio
 from services.desk import Desk
 from services.events import ACTION_CENTER, FUNDS, ORDER, POSITION, TRADE, Subscriber
+from services.feed.model import FeedMode, Key, Tick
 
 Shape = Callable[[Any], dict[str, Any]]
 
@@ -44,10 +51,11 @@ EVENTS: dict[str, tuple[str, Shape]] = {
     FUNDS: ("funds_update", funds_data),
     ACTION_CENTER: ("action_center_update", dict),
 }
-# Pages send nothing but the handshake: a small frame limit bounds what a client can make the
-# server buffer (the library's default is a megabyte).
+# Pages send nothing but the handshake and tick subscriptions: a small frame limit bounds what a
+# client can make the server buffer (the library's default is a megabyte).
 MAX_MESSAGE_BYTES = 64 * 1024
 PATH = "/socket.io/"  # Flask-SocketIO's default
+MAX_TICK_SUBSCRIPTIONS = 50  # instruments one page may follow at once
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -76,6 +84,15 @@ def init_realtime(app: Flask) -> None:
     app.wsgi_app = gate  # type: ignore[method-assign]
     for topic, (event, shape) in EVENTS.items():
         desk.events.subscribe(topic, _forwarder(server, event, shape))
+    ticks = _TickRooms(desk, server)
+    server.on("subscribe_ticks", ticks.subscribe)
+    server.on("unsubscribe_ticks", ticks.unsubscribe)
+    server.on("disconnect", ticks.disconnect)
+
+
+def tick_room(key: Key) -> str:
+    exchange, symbol = key
+    return f"tick:{exchange}:{symbol}"
 
 
 def signed_in_user(app: Flask, environ: dict[str, Any]) -> int | None:
@@ -139,3 +156,71 @@ def _watched(server: Any, room: str) -> bool:
     if isinstance(manager, python_socketio.PubSubManager):
         return True  # the page may be connected to another worker
     return bool(manager.rooms.get("/", {}).get(room))
+
+
+class _TickRooms:
+    """Sockets following instruments' prices: rooms, hub references and the tick forwarder."""
+
+    def __init__(self, desk: Desk, server: Any) -> None:
+        self._desk, self._server = desk, server
+        self._lock = threading.Lock()
+        self._followed: dict[str, set[Key]] = {}  # sid -> instruments
+        self._consuming = False  # the hub (and the market it needs) is built on first use
+
+    def subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        key = self._key(data)
+        if key is None:
+            return {"status": "error", "message": "Send {symbol, exchange} of a listed contract."}
+        with self._lock:
+            followed = self._followed.setdefault(sid, set())
+            if key in followed:
+                return {"status": "success", "room": tick_room(key)}
+            if len(followed) >= MAX_TICK_SUBSCRIPTIONS:
+                message = f"At most {MAX_TICK_SUBSCRIPTIONS} instruments per page."
+                return {"status": "error", "message": message}
+            followed.add(key)
+            consume, self._consuming = not self._consuming, True
+        if consume:
+            self._desk.feed.add_consumer(self.forward)
+        self._server.enter_room(sid, tick_room(key))
+        self._desk.feed.acquire(key, FeedMode.LTP)
+        return {"status": "success", "room": tick_room(key)}
+
+    def unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        key = self._key(data)
+        with self._lock:
+            followed = self._followed.get(sid, set())
+            if key is None or key not in followed:
+                return {"status": "error", "message": "Not subscribed to that instrument."}
+            followed.discard(key)
+        self._server.leave_room(sid, tick_room(key))
+        self._desk.feed.release(key, FeedMode.LTP)
+        return {"status": "success"}
+
+    def disconnect(self, sid: str, *_reason: Any) -> None:
+        with self._lock:
+            followed = self._followed.pop(sid, set())
+        for key in followed:
+            self._desk.feed.release(key, FeedMode.LTP)
+
+    def forward(self, ticks: list[Tick]) -> None:
+        """A hub consumer (the feed's thread): one `tick` event per followed instrument."""
+        # Every desk process's hub gets every tick (through the Redis relay when there are
+        # several), so each tells only its own sockets: no copy through the message queue.
+        local = self._server.manager.rooms.get("/", {})
+        for tick in ticks:
+            room = tick_room(tick.key)
+            if local.get(room):
+                payload = tick.payloads.get(FeedMode.QUOTE) or tick.payloads[FeedMode.LTP]
+                event = {"symbol": tick.symbol, "exchange": tick.exchange, **payload}
+                self._server.emit("tick", event, to=room, ignore_queue=True)
+
+    def _key(self, data: Any) -> Key | None:
+        if not isinstance(data, dict):
+            return None
+        symbol, exchange = data.get("symbol"), data.get("exchange")
+        if not isinstance(symbol, str) or not isinstance(exchange, str):
+            return None
+        if not 0 < len(symbol) <= 64 or not 0 < len(exchange) <= 16:
+            return None
+        return self._desk.feed_key(symbol.strip().upper(), exchange.strip().upper())

@@ -146,7 +146,10 @@ class Desk:
     def start_background(self) -> None:
         """Start the desk's singletons (the sandbox heartbeat, the market-data feed and its
         WebSocket server): once, in the serving process."""
+        from services.pnl_history import pnl_history
         from services.sandbox.runner import SandboxRunner
+
+        pnl_history(self)  # the dashboard's P&L curve records from start-up, not first visit
 
         if self._runner is None:
             self._runner = SandboxRunner(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any, ClassVar
 
 from flask_restx import Namespace, Resource
@@ -14,15 +13,16 @@ from blueprints.api.request import authenticated_request, limited, success
 from blueprints.api.schema import Field, request_model
 from blueprints.api.serialize import (
     funds_data,
-    money,
+    holding_row,
+    holdings_statistics,
     order_row,
-    percent,
     position_row,
+    positions_totals,
     trade_row,
 )
 from broker.base import TradingMode, broker_class
 from services.errors import InvalidRequest
-from services.orders.model import OrderStatus, PositionReport, Side
+from services.orders.model import OrderStatus, Side
 
 ns = Namespace("account", description="Books, funds and the analyzer", path="/")
 EMPTY: dict[str, Field] = {}
@@ -71,17 +71,6 @@ class TradeBook(AccountResource):
         return with_mode({"data": rows}, broker.mode, parsed)
 
 
-def _totals(positions: list[PositionReport]) -> dict[str, float]:
-    unrealized = sum((position.unrealized_pnl for position in positions), Decimal(0))
-    realized = sum((position.realized_pnl for position in positions), Decimal(0))
-    return {
-        "total_pnl": money(unrealized + realized),
-        "total_unrealized_pnl": money(unrealized),
-        "total_today_realized_pnl": money(realized),
-        "total_pnl_today": money(unrealized + realized),
-    }
-
-
 @ns.route("/positionbook")
 class PositionBook(AccountResource):
     @ns.expect(request_model(ns, "PositionBookRequest", EMPTY), validate=False)
@@ -90,7 +79,7 @@ class PositionBook(AccountResource):
         owner, parsed = authenticated_request(EMPTY)
         broker = desk().orders.broker(trader_of(owner))
         positions = broker.positions()
-        payload = {"data": [position_row(p) for p in positions], **_totals(positions)}
+        payload = {"data": [position_row(p) for p in positions], **positions_totals(positions)}
         return with_mode(payload, broker.mode, parsed)
 
 
@@ -120,7 +109,7 @@ class PnlBySymbol(AccountResource):
             }
             for row in map(position_row, positions)
         ]
-        return with_mode({"data": rows, **_totals(positions)}, broker.mode, parsed)
+        return with_mode({"data": rows, **positions_totals(positions)}, broker.mode, parsed)
 
 
 @ns.route("/holdings")
@@ -131,27 +120,8 @@ class Holdings(AccountResource):
         owner, parsed = authenticated_request(EMPTY)
         broker = desk().orders.broker(trader_of(owner))
         holdings = broker.holdings()
-        rows = [
-            {
-                "symbol": holding.symbol,
-                "exchange": holding.exchange,
-                "product": "CNC",
-                "quantity": holding.quantity,
-                "average_price": money(holding.average_price),
-                "ltp": money(holding.ltp),
-                "pnl": money(holding.pnl),
-                "pnlpercent": percent(holding.pnl, holding.invested),
-            }
-            for holding in holdings
-        ]
-        value = sum((holding.market_value for holding in holdings), Decimal(0))
-        invested = sum((holding.invested for holding in holdings), Decimal(0))
-        statistics = {
-            "totalholdingvalue": money(value),
-            "totalinvvalue": money(invested),
-            "totalprofitandloss": money(value - invested),
-            "totalpnlpercentage": percent(value - invested, invested),
-        }
+        rows = [holding_row(holding) for holding in holdings]
+        statistics = holdings_statistics(holdings)
         return with_mode(
             {"data": {"holdings": rows, "statistics": statistics}}, broker.mode, parsed
         )

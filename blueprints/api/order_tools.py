@@ -36,7 +36,12 @@ from services.market.analytics import OptionsAnalytics
 from services.market.model import Instrument
 from services.orders.model import OrderRequest, PriceType, Product, Side
 from services.orders.pipeline import Trader
-from services.sandbox.margins import MarginSettings, basket_margin
+from services.sandbox.margins import (
+    BasketItem,
+    MarginRequirement,
+    MarginSettings,
+    basket_margin,
+)
 
 ns = Namespace("order tools", description="Smart, basket, split and options orders", path="/")
 
@@ -350,35 +355,41 @@ def _multi_leg(
         return {**entry, "status": "error", "message": e.message}
 
 
+def margin_item(position: dict[str, Any]) -> BasketItem:
+    """One parsed MARGIN_ITEM as the margin model takes it (price 0: at the last price)."""
+    market = desk().market
+    instrument = market.instrument(position["symbol"], position["exchange"])
+    quote = market.source.quote(instrument)
+    underlying = market.master.underlying_of(instrument)
+    underlying_price = market.source.quote(underlying).ltp if underlying else quote.ltp
+    price = position["price"] if position["price"] > 0 else quote.ltp
+    return (
+        instrument,
+        Product(position["product"]),
+        Side(position["action"]),
+        whole_quantity(position["quantity"]),
+        price,
+        underlying_price,
+    )
+
+
+def margin_required(positions: list[dict[str, Any]]) -> MarginRequirement:
+    """What the sandbox would block for these orders (the API's /margin and the order ticket)."""
+    items = [margin_item(position) for position in positions]
+    try:
+        # Leg by leg, no spread credit: the same figure the engine blocks for these orders.
+        return basket_margin(items, MarginSettings(hedge_benefit=False))
+    except ValueError as e:
+        raise InvalidRequest(f"Cannot compute margin: {e}") from None
+
+
 @ns.route("/margin")
 class Margin(ApiClassResource):
     @ns.expect(request_model(ns, "MarginRequest", MARGIN_SCHEMA), validate=False)
     def post(self) -> dict[str, Any]:
         """The margin a basket would block in the sandbox (the engine's own margin model)."""
         _owner, parsed = authenticated_request(MARGIN_SCHEMA)
-        market = desk().market
-        items = []
-        for position in parsed["positions"]:
-            instrument = market.instrument(position["symbol"], position["exchange"])
-            quote = market.source.quote(instrument)
-            underlying = market.master.underlying_of(instrument)
-            underlying_price = market.source.quote(underlying).ltp if underlying else quote.ltp
-            price = position["price"] if position["price"] > 0 else quote.ltp
-            items.append(
-                (
-                    instrument,
-                    Product(position["product"]),
-                    Side(position["action"]),
-                    whole_quantity(position["quantity"]),
-                    price,
-                    underlying_price,
-                )
-            )
-        try:
-            # Leg by leg, no spread credit: the same figure the engine blocks for these orders.
-            required = basket_margin(items, MarginSettings(hedge_benefit=False))
-        except ValueError as e:
-            raise InvalidRequest(f"Cannot compute margin: {e}") from None
+        required = margin_required(parsed["positions"])
         data = {
             "total_margin_required": money(required.total),
             "span_margin": money(required.span),

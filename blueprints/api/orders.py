@@ -14,7 +14,7 @@ from blueprints.api.schema import Field, Parsed, request_model
 from blueprints.api.serialize import order_row
 from broker.base import TradingMode
 from services.api_keys import ApiKeyOwner
-from services.errors import DalalError, InvalidRequest
+from services.errors import InvalidRequest
 from services.orders.model import (
     ModifyRequest,
     OrderRequest,
@@ -23,6 +23,7 @@ from services.orders.model import (
     Side,
 )
 from services.orders.pipeline import Trader
+from services.orders.squareoff import CloseResult, close_positions, open_positions
 
 ns = Namespace("orders", description="Place, modify, cancel and inspect orders", path="/")
 
@@ -196,15 +197,13 @@ class ClosePosition(InfoResource):
         trader = trader_of(owner)
         pipeline = desk().orders
         broker = pipeline.broker(trader)
-        open_positions = [
-            position
-            for position in broker.positions()
-            if position.net_quantity
-            and (not parsed["symbol"] or position.symbol == parsed["symbol"].upper())
-            and (not parsed["exchange"] or position.exchange == parsed["exchange"])
-            and (not parsed["product"] or position.product.value == parsed["product"])
+        positions = open_positions(
+            broker.positions(), parsed["symbol"], parsed["exchange"], parsed["product"]
+        )
+        results = [
+            _close_entry(result)
+            for result in close_positions(pipeline, desk().market, trader, positions)
         ]
-        results = [_close(trader, position) for position in open_positions]
         closed = sum(1 for result in results if result["status"] == "success")
         failed = len(results) - closed
         message = f"Closed {closed} positions" + (f"; {failed} failed" if failed else "")
@@ -219,36 +218,22 @@ class ClosePosition(InfoResource):
         return with_mode(payload, broker.mode, parsed)
 
 
-def _close(trader: Trader, position: Any) -> dict[str, Any]:
-    """One MARKET counter-order per freeze-sized slice of the position."""
-    instrument = desk().market.instrument(position.symbol, position.exchange)
-    remaining = abs(position.net_quantity)
-    side = Side.SELL if position.net_quantity > 0 else Side.BUY
-    slice_size = instrument.freeze_qty or remaining
-    slice_size -= slice_size % instrument.lot_size
-    order_ids: list[str] = []
+def _close_entry(result: CloseResult) -> dict[str, Any]:
+    position = result.position
     entry: dict[str, Any] = {
         "symbol": position.symbol,
         "exchange": position.exchange,
         "product": position.product.value,
         "quantity": abs(position.net_quantity),
     }
-    try:
-        while remaining > 0:
-            quantity = min(remaining, slice_size or remaining)
-            request = OrderRequest(
-                position.symbol,
-                position.exchange,
-                side,
-                quantity,
-                position.product,
-                strategy="Squareoff",
-            )
-            order_ids.append(desk().orders.place(trader, request).report.order_id)
-            remaining -= quantity
-    except DalalError as e:
-        return {**entry, "status": "error", "message": e.message, "orderids": order_ids}
-    return {**entry, "status": "success", "orderids": order_ids}
+    if result.error is not None:
+        return {
+            **entry,
+            "status": "error",
+            "message": result.error,
+            "orderids": [*result.order_ids],
+        }
+    return {**entry, "status": "success", "orderids": [*result.order_ids]}
 
 
 @ns.route("/orderstatus")

@@ -12,7 +12,14 @@ from typing import Any
 
 from services.clock import IST, to_ist
 from services.market.model import Candle, Depth, Instrument, Quote
-from services.orders.model import FundsReport, OrderReport, PositionReport, PriceType, TradeReport
+from services.orders.model import (
+    FundsReport,
+    HoldingReport,
+    OrderReport,
+    PositionReport,
+    PriceType,
+    TradeReport,
+)
 
 _CENT = Decimal("0.01")
 
@@ -179,6 +186,43 @@ def position_row(position: PositionReport) -> dict[str, Any]:
         "buy_value": money(position.buy_value),
         "sell_value": money(position.sell_value),
         "lot_size": position.lot_size,
+    }
+
+
+def positions_totals(positions: list[PositionReport]) -> dict[str, float]:
+    """The P&L totals `positionbook` adds to its rows."""
+    unrealized = sum((position.unrealized_pnl for position in positions), Decimal(0))
+    realized = sum((position.realized_pnl for position in positions), Decimal(0))
+    return {
+        "total_pnl": money(unrealized + realized),
+        "total_unrealized_pnl": money(unrealized),
+        "total_today_realized_pnl": money(realized),
+        "total_pnl_today": money(unrealized + realized),
+    }
+
+
+def holding_row(holding: HoldingReport) -> dict[str, Any]:
+    """One settled holding as `holdings` shows it."""
+    return {
+        "symbol": holding.symbol,
+        "exchange": holding.exchange,
+        "product": "CNC",
+        "quantity": holding.quantity,
+        "average_price": money(holding.average_price),
+        "ltp": money(holding.ltp),
+        "pnl": money(holding.pnl),
+        "pnlpercent": percent(holding.pnl, holding.invested),
+    }
+
+
+def holdings_statistics(holdings: list[HoldingReport]) -> dict[str, float]:
+    value = sum((holding.market_value for holding in holdings), Decimal(0))
+    invested = sum((holding.invested for holding in holdings), Decimal(0))
+    return {
+        "totalholdingvalue": money(value),
+        "totalinvvalue": money(invested),
+        "totalprofitandloss": money(value - invested),
+        "totalpnlpercentage": percent(value - invested, invested),
     }
 
 
