@@ -11,12 +11,13 @@ STAMP_JS  := static/vendor/.installed
 # The first Python 3.12+ found: python3.13, python3.12, python3, then pyenv's installed versions.
 PYTHON ?= $(shell bash scripts/find-python.sh)
 
-.PHONY: help run test lint typecheck pytest install install-dev system-deps assets bench clean
+.PHONY: help run test test-browser lint typecheck pytest install install-dev system-deps assets bench clean
 
 help:
 	@echo "make run    - install into .venv, create .env and the databases, start the desk"
 	@echo "make test   - install, then ruff, mypy and the whole test suite"
 	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make test-browser - only the browser tests (Playwright + Debian's chromium, tests/browser/)"
 
 $(VENV)/bin/python:
 	@if [ -z "$(PYTHON)" ]; then bash scripts/find-python.sh --explain; exit 1; fi
@@ -51,7 +52,7 @@ lint: install-dev
 typecheck: install-dev
 	$(VPY) -m mypy
 
-# Programs the tests start for real (redis-server), from Debian when missing.
+# Programs the tests start for real (redis-server, chromium), from Debian when missing.
 system-deps:
 	@bash scripts/system-deps.sh
 
@@ -59,6 +60,11 @@ pytest: install-dev system-deps
 	$(VPY) -m pytest
 
 test: lint typecheck pytest
+
+# The browser tests alone (they are part of `make test` too); screenshots of failures go to
+# tests/artifacts/.
+test-browser: install-dev system-deps
+	$(VPY) -m pytest -m browser tests/browser
 
 bench: install-dev
 	$(VPY) bench/bench_apikey.py

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # System programs the test suite starts for real: installed from Debian when missing.
-#   redis-server  - the shared market-data feed across desk processes (tests/test_feed_redis.py)
+#   redis-server      - the shared market-data feed across desk processes (tests/test_feed_redis.py)
+#   /usr/bin/chromium - the browser Playwright drives headless (tests/browser/); Debian's own
+#                       package, never a browser Playwright downloads
 set -euo pipefail
 
-declare -A PACKAGE_OF=([redis-server]=redis-server)
+declare -A PACKAGE_OF=([redis-server]=redis-server [/usr/bin/chromium]=chromium)
 
 missing=()
 for program in "${!PACKAGE_OF[@]}"; do
-    command -v "$program" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$program]}")
+    if [[ "$program" == /* ]]; then
+        [ -x "$program" ] || missing+=("${PACKAGE_OF[$program]}")
+    else
+        command -v "$program" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$program]}")
+    fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
