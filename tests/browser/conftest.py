@@ -163,7 +163,7 @@ def close_context(context: BrowserContext) -> None:
 # --- Chromium ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run scripts/system-deps.sh (Debian's chromium)")
@@ -171,7 +171,7 @@ def playwright() -> Iterator[Playwright]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(
         executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -183,7 +183,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 # --- the desk ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDesk]:
     """A running desk whose admin (`admin`, STRONG_PASSWORD) already exists."""
     running = RunningDesk(Path(tmp_path_factory.mktemp("browser-desk")))
@@ -202,7 +202,7 @@ def sign_in(page: Page, base_url: str, username: str = ADMIN) -> None:
     page.wait_for_url(re.compile(r"^" + re.escape(base_url) + r"/(\?.*)?$"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def signed_in_state(
     browser: Browser, desk: RunningDesk, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:

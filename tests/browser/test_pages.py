@@ -56,7 +56,7 @@ def visit(page: Page, url: str) -> None:
     page.wait_for_timeout(SETTLE_MS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def program(desk: RunningDesk) -> OpenAlgo:
     """The admin's API client: a program trading on the same account as the pages."""
     key = desk.cli("apikey", "create", ADMIN).strip().splitlines()[-1]
