@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 # After the first event of a burst (a tick filling many orders, a basket, an API client's
 # stream of orders) the relay waits this long, then announces what gathered as one batch: one
 # funds report per user rather than one per order, and fewer wake-ups taking turns with the
-# threads that trade. A page cannot tell 10 ms.
-GATHER_SECONDS = 0.01
+# threads that trade (they share one interpreter). A page cannot tell 50 ms.
+GATHER_SECONDS = 0.05
 
 
 class Notice(NamedTuple):
