@@ -22,7 +22,7 @@ from blueprints.api.order_tools import margin_item, margin_required
 from blueprints.api.orders import PLACE_SCHEMA, PRICE_TYPES, order_request
 from blueprints.api.request import enforce_rate_limit, json_body
 from blueprints.api.schema import Parsed, parse
-from blueprints.api.serialize import instrument_row, money
+from blueprints.api.serialize import charges_data, instrument_row, money
 from blueprints.errors import api_error_response
 from services.errors import AuthenticationRequired, DalalError
 from services.market.model import Exchange, Instrument
@@ -116,16 +116,7 @@ def preview() -> Response:
             "exposure": money(required.exposure),
             "premium": money(required.premium),
         },
-        "charges": {
-            "brokerage": money(charges.brokerage),
-            "stt": money(charges.stt),
-            "exchange_charges": money(charges.exchange_charges),
-            "sebi_fees": money(charges.sebi_fees),
-            "stamp_duty": money(charges.stamp_duty),
-            "gst": money(charges.gst),
-            "dp_charges": money(charges.dp_charges),
-            "total": money(charges.total),
-        },
+        "charges": {**charges_data(charges), "total": money(charges.total)},
     }
     return jsonify({"status": "success", "data": data})
 

@@ -13,6 +13,7 @@ from typing import Any
 from services.clock import IST, to_ist
 from services.market.model import Candle, Depth, Instrument, Quote
 from services.orders.model import (
+    ChargeBreakdown,
     FundsReport,
     HoldingReport,
     OrderReport,
@@ -138,6 +139,19 @@ def order_row(report: OrderReport) -> dict[str, Any]:
     }
 
 
+def charges_data(charges: ChargeBreakdown) -> dict[str, float]:
+    """Every statutory and broker charge of a fill, itemised as the trade book shows them."""
+    return {
+        "brokerage": money(charges.brokerage),
+        "stt": money(charges.stt),
+        "exchange_charges": money(charges.exchange_charges),
+        "sebi_fees": money(charges.sebi_fees),
+        "stamp_duty": money(charges.stamp_duty),
+        "gst": money(charges.gst),
+        "dp_charges": money(charges.dp_charges),
+    }
+
+
 def trade_row(trade: TradeReport) -> dict[str, Any]:
     """One fill as `tradebook` shows it, charges itemised."""
     charges = trade.charges
@@ -152,15 +166,7 @@ def trade_row(trade: TradeReport) -> dict[str, Any]:
         "average_price": money(trade.price),
         "timestamp": _clock_text(trade.traded_at),
         "trade_value": money(trade.value),
-        "charges": {
-            "brokerage": money(charges.brokerage),
-            "stt": money(charges.stt),
-            "exchange_charges": money(charges.exchange_charges),
-            "sebi_fees": money(charges.sebi_fees),
-            "stamp_duty": money(charges.stamp_duty),
-            "gst": money(charges.gst),
-            "dp_charges": money(charges.dp_charges),
-        },
+        "charges": charges_data(charges),
         "total_charges": money(charges.total),
     }
 
