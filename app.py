@@ -78,7 +78,9 @@ class PageSessionInterface(SecureCookieSessionInterface):
 
 def _register_blueprints(app: Flask) -> None:
     from blueprints import (
+        action_center,
         apikey,
+        audit,
         charts,
         funds,
         health,
@@ -92,6 +94,7 @@ def _register_blueprints(app: Flask) -> None:
         ticket,
         tradebook,
     )
+    from blueprints import risk as risk_pages
     from blueprints import settings as settings_pages
     from blueprints.api import init_api
     from blueprints.api.traffic import init_traffic_log
@@ -103,7 +106,7 @@ def _register_blueprints(app: Flask) -> None:
     pages = (
         health.bp, home.bp, orderbook.bp, tradebook.bp, positions.bp, holdings.bp, funds.bp,
         market_pages.bp, charts.bp, sandbox_pages.bp, ticket.bp, apikey.bp, logs.bp,
-        settings_pages.bp,
+        settings_pages.bp, risk_pages.bp, action_center.bp, audit.bp,
     )  # fmt: skip
     for blueprint in pages:
         app.register_blueprint(blueprint)

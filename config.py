@@ -66,6 +66,7 @@ class Settings:
     market_seed: int = 7
     sandbox_starting_capital: Decimal = Decimal("10000000")
     sandbox_auto_reset: str = "never"
+    audit_retention_days: int = 2555
     testing: bool = False
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -121,6 +122,7 @@ class Settings:
             sandbox_starting_capital=reader.money(
                 "SANDBOX_STARTING_CAPITAL", Decimal("10000000"), minimum=Decimal(1000)
             ),
+            audit_retention_days=reader.integer("AUDIT_RETENTION_DAYS", 2555, minimum=1),
         )
 
 

@@ -2,6 +2,10 @@
 
 Sessions end at SESSION_EXPIRY_TIME IST every day (03:00 by default), when Indian brokers'
 tokens die too, and whenever the user's password changes.
+
+Sign-ins (succeeded and failed, with the name tried but never the password) and sign-outs
+go to the audit trail from here: only the page knows the client's address and whether the
+second factor was passed.
 """
 
 from __future__ import annotations
@@ -103,6 +107,20 @@ def gate_setup() -> BaseResponse | None:
     return None
 
 
+def _audit_sign_in(
+    action: str, subject: str, *, user: UserView | None = None, **details: object
+) -> None:
+    # A failed attempt is nobody's until it succeeds, even when the password was right.
+    signed_in = user is not None and action == "auth.login"
+    desk().audit.record(
+        action,
+        actor=user.username if user and signed_in else "anonymous",
+        user_id=user.id if user else None,
+        subject=subject.strip(),
+        details={"ip": request.remote_addr or "", **details},
+    )
+
+
 def _start_session(view: UserView) -> None:
     # A fresh session on every sign-in: nothing an attacker planted before it survives.
     session.clear()
@@ -170,9 +188,11 @@ def login() -> Any:
         return redirect(url_for("home.index"))
     form = LoginForm()
     if form.validate_on_submit():
+        username = form.username.data or ""
         try:
-            view = desk().accounts.authenticate(form.username.data or "", form.password.data or "")
+            view = desk().accounts.authenticate(username, form.password.data or "")
         except LoginFailed as e:
+            _audit_sign_in("auth.login_failed", username, reason="wrong username or password")
             form.password.errors = [e.message]
             return render_template("auth/login.html", form=form), 401
         if view.totp_enabled:
@@ -185,6 +205,7 @@ def login() -> Any:
             }
             return redirect(url_for("auth.verify"))
         _start_session(view)
+        _audit_sign_in("auth.login", view.username, user=view, two_factor=False)
         return redirect(_safe_next() or url_for("home.index"))
     status = 400 if form.is_submitted() else 200
     return render_template("auth/login.html", form=form), status
@@ -208,10 +229,17 @@ def verify() -> Any:
             or view.session_version != pending.get("version")
             or not desk().two_factor.verify(user_id, form.code.data or "")
         ):
+            _audit_sign_in(
+                "auth.login_failed",
+                view.username if view else "",
+                user=view,
+                reason="two-factor code not valid",
+            )
             form.code.errors = ["That code is not valid, or was already used."]
             return render_template("auth/verify.html", form=form), 401
         next_url = pending.get("next")
         _start_session(view)
+        _audit_sign_in("auth.login", view.username, user=view, two_factor=True)
         return redirect(next_url or url_for("home.index"))
     status = 400 if form.is_submitted() else 200
     return render_template("auth/verify.html", form=form), status
@@ -222,8 +250,12 @@ def verify() -> Any:
 def logout() -> BaseResponse:
     form = ActionForm()
     if form.validate_on_submit():
+        view = current_user.view
         logout_user()
         session.clear()
+        desk().audit.record(
+            "auth.logout", actor=view.username, user_id=view.id, subject=view.username
+        )
         flash("Signed out.", "info")
     return redirect(url_for("auth.login"))
 

@@ -1,4 +1,5 @@
-"""Headless administration: `flask --app app user|apikey|db ...`, honouring the same settings.
+"""Headless administration: `flask --app app user|apikey|db|sandbox|order-mode ...`,
+honouring the same settings.
 
 Errors exit with status 1 and a one-line message on standard error; secrets are never echoed
 except the new API key, which `apikey create` prints alone on the last line of standard output.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from blueprints import desk
 from services.errors import DalalError
@@ -17,6 +18,7 @@ user_cli = AppGroup("user", help="Create users and reset passwords.")
 apikey_cli = AppGroup("apikey", help="Create, regenerate and revoke API keys.")
 db_cli = AppGroup("db", help="Database schema migrations.")
 sandbox_cli = AppGroup("sandbox", help="The paper-trading exchange.")
+CLI_ACTOR = "cli"  # who the audit trail says acted: the operator at the command line
 
 
 def _fail(error: DalalError) -> click.ClickException:
@@ -31,7 +33,9 @@ def _fail(error: DalalError) -> click.ClickException:
 def create_user(username: str, email: str, password: str, admin: bool) -> None:
     """Create a user (fails if the name is taken or the password is weak)."""
     try:
-        view = desk().accounts.create_user(username, email, password, is_admin=admin)
+        view = desk().accounts.create_user(
+            username, email, password, is_admin=admin, actor=CLI_ACTOR
+        )
     except DalalError as e:
         raise _fail(e) from None
     role = "admin" if view.is_admin else "user"
@@ -44,7 +48,7 @@ def create_user(username: str, email: str, password: str, admin: bool) -> None:
 def reset_password(username: str, password: str) -> None:
     """Set a new password; the user's open sessions end."""
     try:
-        view = desk().accounts.reset_password(username, password)
+        view = desk().accounts.reset_password(username, password, actor=CLI_ACTOR)
     except DalalError as e:
         raise _fail(e) from None
     click.echo(f"Password of {view.username} reset; their sessions have ended.")
@@ -57,7 +61,7 @@ def create_key(username: str) -> None:
     try:
         view = desk().accounts.get_by_username(username)
         had_key = desk().api_keys.info(view.id) is not None
-        key = desk().api_keys.create(view.id)
+        key = desk().api_keys.create(view.id, actor=CLI_ACTOR)
     except DalalError as e:
         raise _fail(e) from None
     verb = "Regenerated (the old key no longer works)" if had_key else "Created"
@@ -73,7 +77,7 @@ def revoke_key(username: str) -> None:
         view = desk().accounts.get_by_username(username)
     except DalalError as e:
         raise _fail(e) from None
-    if desk().api_keys.revoke(view.id):
+    if desk().api_keys.revoke(view.id, actor=CLI_ACTOR):
         click.echo(f"Revoked the API key of {view.username}.")
     else:
         raise click.ClickException(f"{view.username} has no API key to revoke.")
@@ -88,6 +92,13 @@ def reset_sandbox(username: str) -> None:
         funds = desk().sandbox.reset(view.id)
     except DalalError as e:
         raise _fail(e) from None
+    desk().audit.record(
+        "sandbox.reset",
+        actor=CLI_ACTOR,
+        user_id=view.id,
+        subject=view.username,
+        details={"available_cash": funds.available_cash, "reset_count": funds.reset_count},
+    )
     click.echo(
         f"Reset the paper account of {view.username}: available cash "
         f"₹{funds.available_cash:,.2f} (reset #{funds.reset_count})."
@@ -118,8 +129,32 @@ def revision(database: str, message: str) -> None:
     command.revision(config, message=message, autogenerate=True)
 
 
+@click.command("order-mode")
+@click.argument("username")
+@click.argument("mode", type=click.Choice(["auto", "semi_auto"]))
+@with_appcontext
+def order_mode(username: str, mode: str) -> None:
+    """Switch USERNAME's order mode: auto, or semi_auto (API orders wait for approval)."""
+    try:
+        user = desk().accounts.get_by_username(username)
+        desk().action_center.set_mode(user.id, mode, actor=CLI_ACTOR)
+    except DalalError as e:
+        raise _fail(e) from None
+    desk().audit.flush()
+    if mode == "semi_auto":
+        click.echo(
+            f"{user.username} is in semi-auto mode: orders from the API, webhooks, strategies "
+            "and Telegram wait for approval in the Action Center."
+        )
+    else:
+        click.echo(f"{user.username} is in auto mode: orders go straight to the broker.")
+
+
 def register_cli(app: Flask) -> None:
+    from blueprints.cli_audit import audit_cli
     from blueprints.cli_market import master_contract_command
 
-    for command in (user_cli, apikey_cli, db_cli, sandbox_cli, master_contract_command):
+    commands = (user_cli, apikey_cli, db_cli, sandbox_cli, order_mode, master_contract_command)
+    for command in commands:
         app.cli.add_command(command)
+    app.cli.add_command(audit_cli)

@@ -19,7 +19,7 @@ from blueprints.trading import (
     trading_blueprint,
 )
 from services.errors import NotFound, TradingError
-from services.orders.model import PositionReport
+from services.orders.model import PositionReport, Source
 from services.orders.squareoff import CloseResult, close_positions, open_positions
 
 bp = trading_blueprint("positions", __name__)
@@ -67,7 +67,7 @@ def close_all() -> Any:
 def _closed(found: list[PositionReport]) -> ActionResult:
     """Square the positions off through the order pipeline; say what happened."""
     trader = current_trader()
-    results = close_positions(desk().orders, desk().market, trader, found, UI_STRATEGY)
+    results = close_positions(desk().orders, desk().market, trader, found, UI_STRATEGY, Source.UI)
     failures = [result for result in results if not result.closed]
     rows = [position_row(position) for position in trader_broker(trader).positions()]
     if failures and len(failures) == len(results):

@@ -21,8 +21,10 @@ from blueprints.trading import (
     rupees,
     trading_blueprint,
 )
+from services.accounts import UserView
 from services.clock import to_ist
 from services.errors import PermissionDenied
+from services.orders.model import FundsReport
 from services.sandbox.charges import ChargeSchedule, Segment, SegmentRates, schedule_on
 from services.sandbox.settings import ALWAYS_OPEN_SQUAREOFF, DEFAULT_SQUAREOFF_TIMES
 
@@ -90,10 +92,23 @@ def reset() -> Any:
                 raise PermissionDenied("Only an administrator can reset another trader's sandbox.")
             target = desk().accounts.get_by_username(username)
         funds = desk().sandbox.reset(target.id)
+        audit_sandbox_reset(me.username, target, funds)
         message = "Sandbox reset" if target.id == me.id else f"Sandbox of {target.username} reset"
         return message, {"sandbox": funds_data(funds) if target.id == me.id else None}
 
     return run_action("sandbox_pages.index", action)
+
+
+def audit_sandbox_reset(actor: str, target: UserView, funds: FundsReport) -> None:
+    """The reset lives in the sandbox engine, which knows nothing of who asked: the page and
+    the CLI record it."""
+    desk().audit.record(
+        "sandbox.reset",
+        actor=actor,
+        user_id=target.id,
+        subject=target.username,
+        details={"available_cash": funds.available_cash, "reset_count": funds.reset_count},
+    )
 
 
 def charge_rows(schedule: ChargeSchedule) -> list[ChargeRow]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -24,10 +25,10 @@ from blueprints.api.request import enforce_rate_limit, json_body
 from blueprints.api.schema import Parsed, parse
 from blueprints.api.serialize import charges_data, instrument_row, money
 from blueprints.errors import api_error_response
+from blueprints.trading import current_trader
 from services.errors import AuthenticationRequired, DalalError
 from services.market.model import Exchange, Instrument
-from services.orders.model import OrderRequest
-from services.orders.pipeline import Trader
+from services.orders.model import OrderRequest, Source
 from services.sandbox.charges import fill_charges
 
 bp = Blueprint("ticket", __name__, url_prefix="/ticket")
@@ -46,9 +47,11 @@ NAVIGATION = (
     ("funds.index", "Funds", ("funds",)),
     ("market.index", "Market", ("market", "charts")),
     ("sandbox_pages.index", "Sandbox", ("sandbox_pages",)),
+    ("action_center.index", "Action Center", ("action_center",)),
     ("apikey.show", "API key", ("apikey",)),
     ("logs.index", "API logs", ("logs",)),
-    ("settings.index", "Settings", ("settings",)),
+    ("audit.index", "Audit", ("audit",)),
+    ("settings.index", "Settings", ("settings", "risk")),
     ("api.doc", "API docs", ()),
 )  # (endpoint, link text, blueprints whose pages it marks current)
 
@@ -126,9 +129,9 @@ def preview() -> Response:
 def place() -> Response:
     """Send the order through the order pipeline, as the signed-in trader."""
     enforce_rate_limit("order_rate_limit")
-    order: OrderRequest = order_request(_parsed())
-    user = current_user.view
-    trader = Trader(user_id=user.id, broker=user.broker, order_mode=user.order_mode)
+    # The trader's own click: never held for approval, even in semi-auto mode.
+    order: OrderRequest = replace(order_request(_parsed()), source=Source.UI)
+    trader = current_trader()
     outcome = desk().orders.place(trader, order)
     report = outcome.report
     return jsonify(

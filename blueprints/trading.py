@@ -36,7 +36,9 @@ ActionResult = tuple[str, dict[str, Any]]  # (message, extra JSON for the page's
 
 def current_trader() -> Trader:
     view = current_user.view
-    return Trader(user_id=view.id, broker=view.broker, order_mode=view.order_mode)
+    return Trader(
+        user_id=view.id, broker=view.broker, order_mode=view.order_mode, actor=view.username
+    )
 
 
 def trader_broker(trader: Trader | None = None) -> Broker:

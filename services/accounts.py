@@ -1,4 +1,8 @@
-"""User accounts: the first-run admin, login by password, password changes and resets."""
+"""User accounts: the first-run admin, login by password, password changes and resets.
+
+Each change is recorded in the audit trail once it is committed (never a password, not even
+hashed). Sign-in attempts are recorded by the sign-in page, which knows the client.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from database.engine import Databases
 from database.models import DeskSetting, User
+from services.audit import AuditTrail
 from services.clock import Clock
 from services.errors import (
     AccountError,
@@ -55,11 +60,19 @@ class UserView:
 
 
 class AccountService:
-    def __init__(self, db: Databases, pepper: str, clock: Clock, default_broker: str) -> None:
+    def __init__(
+        self,
+        db: Databases,
+        pepper: str,
+        clock: Clock,
+        default_broker: str,
+        audit: AuditTrail | None = None,
+    ) -> None:
         self._db = db
         self._pepper = pepper
         self._clock = clock
         self._default_broker = default_broker
+        self._audit = audit
         # Computed once: hashing a throwaway password keeps "no such user" as slow as
         # "wrong password", so response time does not reveal which usernames exist.
         self._dummy_hash = hash_secret("not-a-real-password", pepper)
@@ -87,12 +100,20 @@ class AccountService:
                 user = self._new_user(username, email, password_hash, is_admin=True)
                 session.add(user)
                 session.flush()
-                return UserView.of(user)
+                view = UserView.of(user)
         except IntegrityError:
             raise SetupClosed("Dalal is already set up; sign in instead.") from None
+        self._created(view, actor=view.username, first_admin=True)
+        return view
 
     def create_user(
-        self, username: str, email: str, password: str, *, is_admin: bool = False
+        self,
+        username: str,
+        email: str,
+        password: str,
+        *,
+        is_admin: bool = False,
+        actor: str = "system",
     ) -> UserView:
         username, email = self._validated_identity(username, email)
         check_strength(password, username)
@@ -107,9 +128,11 @@ class AccountService:
                 if session.get(DeskSetting, SETUP_COMPLETED) is None:
                     session.add(DeskSetting(key=SETUP_COMPLETED, value=username))
                 session.flush()
-                return UserView.of(user)
+                view = UserView.of(user)
         except IntegrityError:
             raise UserExists(f"User {username!r} already exists.") from None
+        self._created(view, actor=actor)
+        return view
 
     def authenticate(self, username: str, password: str) -> UserView:
         """Check a password. The error never says whether the user exists."""
@@ -143,15 +166,19 @@ class AccountService:
                 raise NotFound("User not found.")
             if not verify_secret(user.password_hash, current, self._pepper):
                 raise LoginFailed("Current password is wrong.")
-            return self._set_password(user, new)
+            view = self._set_password(user, new)
+        self._record("account.password_changed", view, actor=view.username)
+        return view
 
-    def reset_password(self, username: str, new: str) -> UserView:
+    def reset_password(self, username: str, new: str, *, actor: str = "cli") -> UserView:
         """Operator reset (CLI): no current password, every open session ends."""
         with self._db.session() as session:
             user = self._find(session, username.strip())
             if user is None:
                 raise NotFound(f"No user named {username!r}.")
-            return self._set_password(user, new)
+            view = self._set_password(user, new)
+        self._record("account.password_reset", view, actor=actor)
+        return view
 
     def update_email(self, user_id: int, email: str) -> UserView:
         normalised = self._validated_email(email)
@@ -159,8 +186,35 @@ class AccountService:
             user = session.get(User, user_id)
             if user is None:
                 raise NotFound("User not found.")
-            user.email = normalised
-            return UserView.of(user)
+            previous, user.email = user.email, normalised
+            view = UserView.of(user)
+        if previous != normalised:
+            self._record(
+                "account.email_changed",
+                view,
+                actor=view.username,
+                details={"from": previous, "to": normalised},
+            )
+        return view
+
+    def _created(self, view: UserView, *, actor: str, first_admin: bool = False) -> None:
+        details = {"admin": view.is_admin, "email": view.email, "broker": view.broker}
+        if first_admin:
+            details["first_admin"] = True
+        self._record("user.created", view, actor=actor, details=details)
+
+    def _record(
+        self,
+        action: str,
+        view: UserView,
+        *,
+        actor: str,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        if self._audit is not None:
+            self._audit.record(
+                action, actor=actor, user_id=view.id, subject=view.username, details=details
+            )
 
     def _set_password(self, user: User, new: str) -> UserView:
         check_strength(new, user.username)

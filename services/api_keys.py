@@ -5,6 +5,8 @@ hash is checked on the first use only; afterwards a small in-memory cache rememb
 exact stored hash was verified, so a request pays at most one indexed SELECT (well under a
 millisecond), and none when the same key was verified within the last second. A revoked or
 regenerated key stops working at once in this process and within a second in any other.
+
+Creating and revoking are recorded in the audit trail by the key's prefix, never the key.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import select
 
 from database.engine import Databases
 from database.models import ApiKey, User
+from services.audit import AuditTrail
 from services.clock import Clock
 from services.errors import InvalidApiKey, NotFound
 from services.passwords import hash_secret, verify_secret
@@ -52,8 +55,11 @@ class ApiKeyInfo:
 
 
 class ApiKeyService:
-    def __init__(self, db: Databases, pepper: str, clock: Clock) -> None:
+    def __init__(
+        self, db: Databases, pepper: str, clock: Clock, audit: AuditTrail | None = None
+    ) -> None:
         self._db = db
+        self._audit = audit
         self._pepper = pepper.encode()
         self._pepper_text = pepper
         self._clock = clock
@@ -64,15 +70,19 @@ class ApiKeyService:
     def digest(self, key: str) -> str:
         return hmac.new(self._pepper, key.encode(), hashlib.sha256).hexdigest()
 
-    def create(self, user_id: int) -> str:
-        """Create or regenerate the user's key; the old one stops working. Returns it once."""
+    def create(self, user_id: int, *, actor: str | None = None) -> str:
+        """Create or regenerate the user's key; the old one stops working. Returns it once.
+        `actor` (for the audit trail) defaults to the key's owner."""
         key = secrets.token_hex(32)
         digest = self.digest(key)
         key_hash = hash_secret(key, self._pepper_text)
         with self._db.session() as session:
-            if session.get(User, user_id) is None:
+            user = session.get(User, user_id)
+            if user is None:
                 raise NotFound("User not found.")
+            username = user.username
             existing = session.scalar(select(ApiKey).where(ApiKey.user_id == user_id))
+            replaced = None if existing is None else existing.key_prefix
             if existing is not None:
                 self._forget(existing.key_digest)
                 session.delete(existing)
@@ -86,16 +96,38 @@ class ApiKeyService:
                     created_at=self._clock.now(),
                 )
             )
+        # The prefixes are what the API key page shows: enough to tell keys apart, no more.
+        details: dict[str, object] = {
+            "regenerated": replaced is not None,
+            "replaced_prefix": replaced,
+        }
+        self._record("apikey.created", user_id, key[:6], actor or username, details)
         return key
 
-    def revoke(self, user_id: int) -> bool:
+    def revoke(self, user_id: int, *, actor: str | None = None) -> bool:
+        """Revoke the user's key; `actor` (for the audit trail) defaults to its owner."""
         with self._db.session() as session:
             existing = session.scalar(select(ApiKey).where(ApiKey.user_id == user_id))
             if existing is None:
                 return False
+            username = session.scalar(select(User.username).where(User.id == user_id)) or ""
             session.delete(existing)
         self._forget(existing.key_digest)
+        self._record("apikey.revoked", user_id, existing.key_prefix, actor or username, None)
         return True
+
+    def _record(
+        self,
+        action: str,
+        user_id: int,
+        prefix: str,
+        actor: str,
+        details: dict[str, object] | None,
+    ) -> None:
+        if self._audit is not None:
+            self._audit.record(
+                action, actor=actor, user_id=user_id, subject=prefix, details=details
+            )
 
     def info(self, user_id: int) -> ApiKeyInfo | None:
         with self._db.session() as session:

@@ -12,6 +12,7 @@ from database.engine import Databases
 from services.accounts import AccountService
 from services.api_keys import ApiKeyService
 from services.api_log import ApiLogWriter
+from services.audit import AuditTrail
 from services.clock import Clock, SystemClock
 from services.events import EventBus
 from services.rate_limits import RateLimits
@@ -21,11 +22,13 @@ from services.two_factor import TwoFactorService
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from services.action_center import ActionCenter
     from services.feed.hub import FeedHub
     from services.feed.relay import RedisRelay
     from services.feed.server import MarketFeedServer
     from services.market.service import MarketData
     from services.orders.pipeline import OrderPipeline
+    from services.risk import RiskRules
     from services.sandbox.engine import SandboxEngine
     from services.sandbox.gtt import GttBook
     from services.sandbox.runner import SandboxRunner
@@ -41,6 +44,7 @@ class Desk:
     api_keys: ApiKeyService
     api_log: ApiLogWriter
     rate_limits: RateLimits
+    audit: AuditTrail
     events: EventBus = field(default_factory=EventBus)
     _market: MarketData | None = field(default=None, repr=False)
     _market_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -48,6 +52,8 @@ class Desk:
     _pipeline: OrderPipeline | None = field(default=None, repr=False)
     _runner: SandboxRunner | None = field(default=None, repr=False)
     _gtt: GttBook | None = field(default=None, repr=False)
+    _risk: RiskRules | None = field(default=None, repr=False)
+    _action_center: ActionCenter | None = field(default=None, repr=False)
     _feed: FeedHub | None = field(default=None, repr=False)
     feed_server: MarketFeedServer | None = field(default=None, repr=False)
     feed_relay: RedisRelay | None = field(default=None, repr=False)
@@ -104,25 +110,45 @@ class Desk:
         if self._pipeline is None:
             from services.orders.pipeline import OrderPipeline
 
-            self._pipeline = OrderPipeline(self)
+            self._pipeline = OrderPipeline(self, gates=[self.risk])
         return self._pipeline
+
+    @property
+    def risk(self) -> RiskRules:
+        """Each user's pre-trade rules (order value, open positions, daily loss, kill switch)."""
+        if self._risk is None:
+            from services.risk import RiskRules
+
+            self._risk = RiskRules(self)
+        return self._risk
+
+    @property
+    def action_center(self) -> ActionCenter:
+        """Orders held for the trader's approval in semi-auto mode."""
+        if self._action_center is None:
+            from services.action_center import ActionCenter
+
+            self._action_center = ActionCenter(self)
+        return self._action_center
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Desk:
         clock = clock or SystemClock()
         databases = Databases.from_settings(settings)
         pepper = settings.api_key_pepper
+        audit = AuditTrail(databases, clock, settings.audit_retention_days)
         return cls(
             settings=settings,
             clock=clock,
             databases=databases,
-            accounts=AccountService(databases, pepper, clock, settings.default_broker),
+            accounts=AccountService(databases, pepper, clock, settings.default_broker, audit),
             two_factor=TwoFactorService(
-                databases, SecretBox(settings.app_key, "totp"), pepper, clock
+                databases, SecretBox(settings.app_key, "totp"), pepper, clock, audit
             ),
-            api_keys=ApiKeyService(databases, pepper, clock),
+            api_keys=ApiKeyService(databases, pepper, clock, audit),
             api_log=ApiLogWriter(databases),
             rate_limits=RateLimits.from_url(settings.redis_url),
+            audit=audit,
         )
 
     @property
@@ -204,6 +230,7 @@ class Desk:
         if self._runner is not None:
             self._runner.stop()
         self.api_log.flush()
+        self.audit.close()
         if self._pipeline is not None:
             self._pipeline.flush()
         if self._sandbox is not None:

@@ -1,4 +1,8 @@
-"""TOTP two-factor sign-in (RFC 6238 via pyotp) with single-use recovery codes."""
+"""TOTP two-factor sign-in (RFC 6238 via pyotp) with single-use recovery codes.
+
+Turning it on or off, and spending a recovery code, are recorded in the audit trail (never a
+seed or a code).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from database.engine import Databases
 from database.models import RecoveryCode, User
+from services.audit import AuditTrail
 from services.clock import Clock
 from services.errors import AccountError, LoginFailed, NotFound
 from services.passwords import verify_secret
@@ -35,11 +40,19 @@ class Enrollment:
 
 
 class TwoFactorService:
-    def __init__(self, db: Databases, box: SecretBox, pepper: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Databases,
+        box: SecretBox,
+        pepper: str,
+        clock: Clock,
+        audit: AuditTrail | None = None,
+    ) -> None:
         self._db = db
         self._box = box
         self._pepper = pepper
         self._clock = clock
+        self._audit = audit
 
     def begin(self, user_id: int) -> Enrollment:
         """Start (or restart) enrolment: a new seed, stored sealed, not yet enforced."""
@@ -70,7 +83,10 @@ class TwoFactorService:
             if not self._accept_totp(user, code):
                 raise LoginFailed("That code is not valid; check the time on your phone.")
             user.totp_enabled = True
-            return self._replace_recovery_codes(user)
+            codes = self._replace_recovery_codes(user)
+            username = user.username
+        self._record("twofactor.enabled", user_id, username)
+        return codes
 
     def disable(self, user_id: int, password: str, code: str) -> None:
         with self._db.session() as session:
@@ -85,6 +101,8 @@ class TwoFactorService:
             user.totp_secret_sealed = None
             user.totp_last_step = None
             user.recovery_codes.clear()
+            username = user.username
+        self._record("twofactor.disabled", user_id, username)
 
     def verify(self, user_id: int, code: str) -> bool:
         """Second step of sign-in: a current TOTP code or an unused recovery code."""
@@ -92,7 +110,17 @@ class TwoFactorService:
             user = self._user(session, user_id)
             if not user.totp_enabled:
                 return True
-            return self._accept_totp(user, code) or self._accept_recovery(user, code)
+            if self._accept_totp(user, code):
+                return True
+            if not self._accept_recovery(user, code):
+                return False
+            username = user.username
+        self._record("twofactor.recovery_code_used", user_id, username)
+        return True
+
+    def _record(self, action: str, user_id: int, username: str) -> None:
+        if self._audit is not None:
+            self._audit.record(action, actor=username, user_id=user_id, subject=username)
 
     def remaining_recovery_codes(self, user_id: int) -> int:
         with self._db.session() as session:

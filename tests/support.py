@@ -7,9 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from flask import Flask
 
 from config import PROJECT_ROOT
@@ -72,6 +75,19 @@ class RunningDesk:
         self.cli("user", "create", "admin", "--email", "admin@example.com",
                  "--password", password, "--admin")  # fmt: skip
         return self.cli("apikey", "create", "admin").strip().splitlines()[-1]
+
+
+def served_desk(prefix: str, **overrides: str) -> Callable[..., Any]:
+    """A module-scoped `desk` fixture: one `python app.py serve` shared by a test file."""
+
+    @pytest.fixture(scope="module")
+    def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDesk]:
+        running = RunningDesk(Path(tmp_path_factory.mktemp(prefix)), **overrides)
+        running.start()
+        yield running
+        running.stop()
+
+    return desk
 
 
 def desk_in_process(folder: Path, **overrides: str) -> tuple[Flask, str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,17 +12,12 @@ import websocket
 from openalgo import api as OpenAlgo
 
 from tests.conftest import STRONG_PASSWORD
-from tests.support import RunningDesk
+from tests.support import RunningDesk, served_desk
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDesk]:
-    running = RunningDesk(Path(tmp_path_factory.mktemp("feed-desk")), FEED_TICKS_PER_SECOND="10")
-    running.start()
-    yield running
-    running.stop()
+desk = served_desk("feed-desk", FEED_TICKS_PER_SECOND="10")
 
 
 @pytest.fixture(scope="module")

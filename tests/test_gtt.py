@@ -10,13 +10,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
 
 from app import create_app
 from blueprints.api.gtt import book_of, check_gtts
 from config import Settings
-from database.engine import DatabaseName
-from database.models import User
 from services.clock import IST, FixedClock
 from services.errors import InvalidRequest, NotFound
 from services.orders.model import OrderRequest, PriceType, Product, Side
@@ -270,20 +267,26 @@ def test_modify_cannot_change_the_fixed_fields_and_others_cannot_touch_it(
     assert post(client, alice, "cancelgttorder", trigger_id=trigger_id)[0] == 200
 
 
-def test_modify_and_cancel_are_blocked_in_semi_auto(gtt_app: Flask, client: FlaskClient) -> None:
+def test_semi_auto_queues_a_new_gtt_and_lets_the_sandbox_cancel(
+    gtt_app: Flask, client: FlaskClient
+) -> None:
     desk = desk_of(gtt_app)
     user = make_user(gtt_app, "carol")
     key = desk.api_keys.create(user.id)
     trigger = up(ltp(gtt_app, NOW) * Decimal("1.05"))
-    trigger_id = post(
-        client, key, "placegttorder", **single(triggerprice_tg=float(trigger), price=float(trigger))
-    )[1]["trigger_id"]
-    with desk.databases.session(DatabaseName.MAIN) as session:
-        session.execute(update(User).where(User.id == user.id).values(order_mode="semi_auto"))
-    # Whatever switches a user's order mode must drop their cached key verifications.
-    desk.api_keys.forget_user(user.id)
+    gtt = single(triggerprice_tg=float(trigger), price=float(trigger))
+    trigger_id = post(client, key, "placegttorder", **gtt)[1]["trigger_id"]
+    desk.action_center.set_mode(user.id, "semi_auto", actor="carol")
+    # A new GTT waits for approval: nothing is placed until then.
+    status, body = post(client, key, "placegttorder", **gtt)
+    assert status == 200 and body["mode"] == "semi_auto"
+    assert [g.trigger_id for g in desk.gtt.active(user.id)] == [trigger_id]
+    pending = desk.action_center.get(user.id, body["pending_order_id"])
+    assert pending.kind == "gtt" and pending.status == "pending"
+    # Changing or cancelling is blocked only against a live broker (API.md 1.7): paper
+    # trading allows it.
     status, body = post(client, key, "cancelgttorder", trigger_id=trigger_id)
-    assert status == 403 and "Semi-Auto" in body["message"]
+    assert status == 200 and body["trigger_id"] == trigger_id
 
 
 # -- firing on the simulated price ---------------------------------------------------------

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from pathlib import Path
 
 import pytest
 from openalgo import api as OpenAlgo
 
 from services.sandbox.gtt import PRODUCT_MESSAGE
 from tests.conftest import STRONG_PASSWORD
-from tests.support import RunningDesk
+from tests.support import RunningDesk, served_desk
 
 pytestmark = pytest.mark.slow
 
 TICK = Decimal("0.05")
 
 
-@pytest.fixture(scope="module")
-def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDesk]:
-    running = RunningDesk(Path(tmp_path_factory.mktemp("gtt-desk")))
-    running.start()
-    yield running
-    running.stop()
+desk = served_desk("gtt-desk")
 
 
 @pytest.fixture(scope="module")

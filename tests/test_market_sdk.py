@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,17 +10,12 @@ from openalgo import api as OpenAlgo
 
 from services.clock import IST
 from tests.conftest import STRONG_PASSWORD
-from tests.support import RunningDesk
+from tests.support import RunningDesk, served_desk
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDesk]:
-    running = RunningDesk(Path(tmp_path_factory.mktemp("market-desk")))
-    running.start()
-    yield running
-    running.stop()
+desk = served_desk("market-desk")
 
 
 @pytest.fixture(scope="module")

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from openalgo import api as OpenAlgo
 
 from tests.conftest import STRONG_PASSWORD
-from tests.support import RunningDesk
+from tests.support import RunningDesk, served_desk
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDesk]:
-    running = RunningDesk(Path(tmp_path_factory.mktemp("tools-desk")))
-    running.start()
-    yield running
-    running.stop()
+desk = served_desk("tools-desk")
 
 
 @pytest.fixture(scope="module")

@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from openalgo import api as OpenAlgo
 
 from tests.conftest import STRONG_PASSWORD
-from tests.support import RunningDesk
+from tests.support import RunningDesk, served_desk
 
 pytestmark = pytest.mark.slow
 
 CAPITAL = Decimal("10000000")
 
 
-@pytest.fixture(scope="module")
-def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDesk]:
-    running = RunningDesk(Path(tmp_path_factory.mktemp("orders-desk")))
-    running.start()
-    yield running
-    running.stop()
+desk = served_desk("orders-desk")
 
 
 @pytest.fixture(scope="module")

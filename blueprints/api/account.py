@@ -21,7 +21,8 @@ from blueprints.api.serialize import (
     trade_row,
 )
 from broker.base import TradingMode, broker_class
-from services.errors import InvalidRequest
+from services.action_center import SEMI_AUTO
+from services.errors import InvalidRequest, PermissionDenied
 from services.orders.model import OrderStatus, Side
 
 ns = Namespace("account", description="Books, funds and the analyzer", path="/")
@@ -163,6 +164,14 @@ class AnalyzerToggle(AccountResource):
     def post(self) -> dict[str, Any]:
         """Switch between the sandbox and the live broker (API.md D7)."""
         owner, parsed = authenticated_request(TOGGLE_SCHEMA)
+        if owner.order_mode == SEMI_AUTO:
+            # SEBI's Research-Analyst rules: in semi-auto only the client, on the desk's own
+            # pages, decides where orders go; an algorithm may not switch itself to live.
+            raise PermissionDenied(
+                "Operation analyzer/toggle is not allowed in Semi-Auto mode. This operation "
+                "can only be performed by the client via the UI. Switch to Auto mode on the "
+                "API key page to use it from the API."
+            )
         if not parsed["mode"]:
             # No live broker adapter is connected to this account yet: stay in analyze mode.
             raise InvalidRequest(

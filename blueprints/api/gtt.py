@@ -27,6 +27,8 @@ from blueprints.api.orders import (
     SYMBOL,
     InfoResource,
     OrderResource,
+    queued,
+    refuse_in_semi_auto,
     trader_of,
     whole_quantity,
     with_mode,
@@ -34,10 +36,12 @@ from blueprints.api.orders import (
 from blueprints.api.request import authenticated_request
 from blueprints.api.schema import Field, Parsed, request_model
 from blueprints.api.serialize import money
+from services.action_center import SEMI_AUTO
 from services.api_keys import ApiKeyOwner
 from services.clock import IST, to_ist
 from services.desk import Desk
-from services.errors import InvalidRequest, PermissionDenied
+from services.errors import InvalidRequest
+from services.orders.intents import GttOrder
 from services.orders.model import PriceType, Product, Side
 from services.sandbox.gtt import Gtt, GttBook, GttSpec, TriggerType, pipeline_placer
 
@@ -161,11 +165,6 @@ def _spec(parsed: Parsed) -> GttSpec:
     )
 
 
-def _not_semi_auto(owner: ApiKeyOwner, message: str) -> None:
-    if owner.order_mode == "semi_auto":
-        raise PermissionDenied(message)
-
-
 def _respond(owner: ApiKeyOwner, payload: dict[str, Any], parsed: Parsed) -> dict[str, Any]:
     mode = desk().orders.broker(trader_of(owner)).mode
     return with_mode(payload, mode, parsed)
@@ -208,7 +207,12 @@ class PlaceGtt(OrderResource):
     def post(self) -> dict[str, Any]:
         """Place a GTT: SINGLE (one trigger, one order) or OCO (stoploss and target legs)."""
         owner, parsed = authenticated_request(GTT_SCHEMA)
-        gtt = _book().place(owner.user_id, _spec(parsed))
+        spec = _spec(parsed)
+        if owner.order_mode == SEMI_AUTO:
+            held = queued(owner, GttOrder(_book().validate(spec)), parsed)
+            if held is not None:
+                return held
+        gtt = _book().place(owner.user_id, spec)
         return _respond(owner, {"trigger_id": gtt.trigger_id}, parsed)
 
 
@@ -218,7 +222,7 @@ class ModifyGtt(OrderResource):
     def post(self) -> dict[str, Any]:
         """Replace an active GTT's terms (type, symbol, exchange and action are fixed)."""
         owner, parsed = authenticated_request(MODIFY_SCHEMA)
-        _not_semi_auto(
+        refuse_in_semi_auto(
             owner, "Modify GTT order is not allowed in Semi-Auto mode. Switch to Auto mode."
         )
         gtt = _book().modify(owner.user_id, parsed["trigger_id"], _spec(parsed))
@@ -231,7 +235,7 @@ class CancelGtt(OrderResource):
     def post(self) -> dict[str, Any]:
         """Cancel an active GTT (both legs of an OCO)."""
         owner, parsed = authenticated_request(CANCEL_SCHEMA)
-        _not_semi_auto(
+        refuse_in_semi_auto(
             owner, "Cancel GTT order is not allowed in Semi-Auto mode. Switch to Auto mode."
         )
         gtt = _book().cancel(owner.user_id, parsed["trigger_id"])

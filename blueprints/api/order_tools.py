@@ -15,6 +15,7 @@ from blueprints import desk
 from blueprints.api import api
 from blueprints.api.orders import (
     ACTION,
+    ALGO_ID,
     EXCHANGE,
     PLACE_SCHEMA,
     PRICE,
@@ -23,6 +24,7 @@ from blueprints.api.orders import (
     STRATEGY,
     SYMBOL,
     order_request,
+    queued,
     trader_of,
     whole_quantity,
     with_mode,
@@ -31,9 +33,19 @@ from blueprints.api.request import authenticated_request, limited
 from blueprints.api.schema import Field, Parsed, request_model
 from blueprints.api.serialize import money
 from broker.base import TradingMode
+from services.action_center import SEMI_AUTO
 from services.errors import DalalError, InvalidRequest
 from services.market.analytics import OptionsAnalytics
 from services.market.model import Instrument
+from services.orders.intents import (
+    Basket,
+    LegResult,
+    SingleOrder,
+    SmartOrder,
+    buys_first,
+    place_split,
+    split_quantities,
+)
 from services.orders.model import OrderRequest, PriceType, Product, Side
 from services.orders.pipeline import Trader
 from services.sandbox.margins import (
@@ -45,7 +57,6 @@ from services.sandbox.margins import (
 
 ns = Namespace("order tools", description="Smart, basket, split and options orders", path="/")
 
-MAX_SPLIT_ORDERS = 100
 SMART_SCHEMA = {
     **PLACE_SCHEMA,
     "quantity": Field("decimal", required=True, minimum=0, example=1),
@@ -66,6 +77,7 @@ LEG = {
 }
 BASKET_SCHEMA = {
     "strategy": STRATEGY,
+    "algo_id": ALGO_ID,
     "orders": Field("list", required=True, items=LEG, min_items=1, max_items=100),
 }
 SPLIT_SCHEMA = {**PLACE_SCHEMA, "splitsize": Field("int", required=True, minimum=1, example=20)}
@@ -84,6 +96,7 @@ OPTION_LEG = {
 }
 OPTIONS_ORDER_SCHEMA = {
     "strategy": STRATEGY,
+    "algo_id": ALGO_ID,
     "underlying": Field("str", required=True, example="NIFTY"),
     "exchange": Field("str", required=True, example="NSE_INDEX"),
     "expiry_date": Field("str", example="29DEC26"),
@@ -92,6 +105,7 @@ OPTIONS_ORDER_SCHEMA = {
 }
 MULTI_SCHEMA = {
     "strategy": STRATEGY,
+    "algo_id": ALGO_ID,
     "underlying": Field("str", required=True, example="NIFTY"),
     "exchange": Field("str", required=True, example="NSE_INDEX"),
     "expiry_date": Field("str", example="29DEC26"),
@@ -125,7 +139,7 @@ class ApiClassResource(Resource):  # type: ignore[misc]
     method_decorators: ClassVar[list[Any]] = [limited("api_rate_limit")]
 
 
-def leg_request(leg: dict[str, Any], strategy: str) -> OrderRequest:
+def leg_request(leg: dict[str, Any], strategy: str, algo_id: str = "") -> OrderRequest:
     return OrderRequest(
         symbol=leg["symbol"].upper(),
         exchange=leg["exchange"],
@@ -137,15 +151,22 @@ def leg_request(leg: dict[str, Any], strategy: str) -> OrderRequest:
         trigger_price=leg["trigger_price"],
         disclosed_quantity=leg["disclosed_quantity"],
         strategy=strategy,
+        algo_id=algo_id,
     )
 
 
-def _placed(trader: Trader, request: OrderRequest) -> tuple[dict[str, Any], TradingMode | None]:
-    try:
-        outcome = desk().orders.place(trader, request)
-    except DalalError as e:
-        return {"status": "error", "message": e.message}, None
-    return {"status": "success", "orderid": outcome.report.order_id}, outcome.mode
+def leg_outcome(result: LegResult) -> dict[str, Any]:
+    """One placed order as the API reports it inside a batch."""
+    if result.error is not None:
+        return {"status": "error", "message": result.error}
+    return {"status": "success", "orderid": result.order_id}
+
+
+def split_results(results: list[LegResult]) -> list[dict[str, Any]]:
+    return [
+        {"order_num": number, "quantity": result.quantity, **leg_outcome(result)}
+        for number, result in enumerate(results, start=1)
+    ]
 
 
 @ns.route("/placesmartorder")
@@ -156,6 +177,17 @@ class PlaceSmartOrder(SmartResource):
         owner, parsed = authenticated_request(SMART_SCHEMA)
         request = order_request(parsed)
         target = whole_quantity(parsed["position_size"], "position_size")
+        if owner.order_mode == SEMI_AUTO:
+            # What it would trade depends on the position at approval; check the contract
+            # and the size now (the target, or a fresh trade's quantity).
+            size = abs(target) or request.quantity
+            if size:
+                desk().orders.check(replace(request, quantity=size))
+            else:
+                desk().market.instrument(request.symbol, request.exchange)
+            held = queued(owner, SmartOrder(request, target), parsed)
+            if held is not None:
+                return held
         trader = trader_of(owner)
         outcome = desk().orders.smart.place(trader, request, target)
         mode = desk().orders.broker(trader).mode
@@ -170,8 +202,8 @@ class BasketOrder(ApiClassResource):
     def post(self) -> dict[str, Any]:
         """Validate every leg, then place BUY legs before SELL legs; results in request order."""
         owner, parsed = authenticated_request(BASKET_SCHEMA)
-        strategy = parsed["strategy"] or ""
-        requests = [leg_request(leg, strategy) for leg in parsed["orders"]]
+        strategy, algo_id = parsed["strategy"] or "", parsed["algo_id"] or ""
+        requests = [leg_request(leg, strategy, algo_id) for leg in parsed["orders"]]
         pipeline = desk().orders
         for index, request in enumerate(requests):
             try:
@@ -182,40 +214,28 @@ class BasketOrder(ApiClassResource):
                     f"Basket leg {index + 1} ({request.symbol}): {e.message} Nothing was placed.",
                     errors={f"orders[{index}].{field}": [e.message]},
                 ) from None
+        basket = Basket(tuple(SingleOrder(request) for request in requests))
+        held = queued(owner, basket, parsed)
+        if held is not None:
+            return held
         trader = trader_of(owner)
-        results: list[dict[str, Any]] = [{} for _ in requests]
-        # Buys first: they can free margin for the sells that hedge them.
-        for index in sorted(range(len(requests)), key=lambda i: requests[i].side is Side.SELL):
-            request = requests[index]
-            outcome, _mode = _placed(trader, request)
-            results[index] = {
+        results = [
+            {
                 "symbol": request.symbol,
                 "exchange": request.exchange,
                 "product": request.product.value,
-                **outcome,
+                **leg_outcome(placed[0]),
             }
+            for request, placed in zip(requests, basket.execute_legs(desk(), trader), strict=True)
+        ]
         return with_mode({"results": results}, pipeline.broker(trader).mode, parsed)
 
 
-def split_quantities(total: int, size: int) -> list[int]:
-    """Children of `size` each, the last carrying the remainder (at most 100 children)."""
-    count = -(-total // size)
-    if count > MAX_SPLIT_ORDERS:
-        raise InvalidRequest(
-            f"Total number of orders would exceed maximum limit of {MAX_SPLIT_ORDERS}",
-            errors={"splitsize": [f"at least {-(-total // MAX_SPLIT_ORDERS)} for this quantity"]},
-        )
-    return [size] * (total // size) + ([total % size] if total % size else [])
-
-
-def place_split(trader: Trader, request: OrderRequest, size: int) -> list[dict[str, Any]]:
-    quantities = split_quantities(request.quantity, size)
-    desk().orders.check(replace(request, quantity=quantities[0]))
-    results = []
-    for number, quantity in enumerate(quantities, start=1):
-        outcome, _mode = _placed(trader, replace(request, quantity=quantity))
-        results.append({"order_num": number, "quantity": quantity, **outcome})
-    return results
+def vetted_split(request: OrderRequest, size: int) -> SingleOrder:
+    """A split order checked now (count of children, the first child against the master)."""
+    first = split_quantities(request.quantity, size)[0]
+    desk().orders.check(replace(request, quantity=first))
+    return SingleOrder(request, size)
 
 
 @ns.route("/splitorder")
@@ -225,8 +245,12 @@ class SplitOrder(ApiClassResource):
         """Place `quantity` as child orders of `splitsize` (e.g. to stay under the freeze limit)."""
         owner, parsed = authenticated_request(SPLIT_SCHEMA)
         request = order_request(parsed)
+        split = vetted_split(request, parsed["splitsize"])
+        held = queued(owner, split, parsed)
+        if held is not None:
+            return held
         trader = trader_of(owner)
-        results = place_split(trader, request, parsed["splitsize"])
+        results = split_results(place_split(desk(), trader, request, parsed["splitsize"]))
         payload = {
             "total_quantity": request.quantity,
             "split_size": parsed["splitsize"],
@@ -235,7 +259,9 @@ class SplitOrder(ApiClassResource):
         return with_mode(payload, desk().orders.broker(trader).mode, parsed)
 
 
-def option_request(option: Instrument, leg: dict[str, Any], strategy: str) -> OrderRequest:
+def option_request(
+    option: Instrument, leg: dict[str, Any], strategy: str, algo_id: str = ""
+) -> OrderRequest:
     return OrderRequest(
         symbol=option.symbol,
         exchange=option.exchange.value,
@@ -247,6 +273,7 @@ def option_request(option: Instrument, leg: dict[str, Any], strategy: str) -> Or
         trigger_price=leg["trigger_price"],
         disclosed_quantity=leg["disclosed_quantity"],
         strategy=strategy,
+        algo_id=algo_id,
     )
 
 
@@ -264,7 +291,18 @@ class OptionsOrder(ToolResource):
             parsed["option_type"],
             parsed["strike_int"],
         )
-        request = option_request(pick.option, parsed.values, parsed["strategy"] or "")
+        request = option_request(
+            pick.option, parsed.values, parsed["strategy"] or "", parsed["algo_id"] or ""
+        )
+        if owner.order_mode == SEMI_AUTO:
+            # The contract is resolved now: the trader approves the strike they see.
+            size = parsed["splitsize"]
+            intent = vetted_split(request, size) if size else SingleOrder(request)
+            if not size:
+                desk().orders.check(request)
+            held = queued(owner, intent, parsed)
+            if held is not None:
+                return held
         trader = trader_of(owner)
         resolved = {
             "symbol": pick.option.symbol,
@@ -276,7 +314,7 @@ class OptionsOrder(ToolResource):
         }
         mode = desk().orders.broker(trader).mode
         if parsed["splitsize"]:
-            results = place_split(trader, request, parsed["splitsize"])
+            results = split_results(place_split(desk(), trader, request, parsed["splitsize"]))
             payload = {
                 **resolved,
                 "total_quantity": request.quantity,
@@ -300,13 +338,30 @@ class OptionsMultiOrder(ToolResource):
             parsed["exchange"],
             parsed["expiry_date"] or _first_leg_expiry(parsed),
         )
-        strategy, trader = parsed["strategy"] or "", trader_of(owner)
         legs = parsed["legs"]
+        if owner.order_mode == SEMI_AUTO:
+            # Every leg resolved and checked now (any failure refuses the whole order), so
+            # the trader approves the strikes they see.
+            orders = []
+            for index, leg in enumerate(legs):
+                try:
+                    request = _leg_request(analytics, base, leg, parsed)
+                    size = leg["splitsize"]
+                    orders.append(vetted_split(request, size) if size else SingleOrder(request))
+                    if not size:
+                        desk().orders.check(request)
+                except DalalError as e:
+                    raise InvalidRequest(
+                        f"Leg {index + 1}: {e.message} Nothing was queued.",
+                        errors={f"legs[{index}]": [e.message]},
+                    ) from None
+            held = queued(owner, Basket(tuple(orders)), parsed)
+            if held is not None:
+                return held
+        trader = trader_of(owner)
         results: list[dict[str, Any]] = [{} for _ in legs]
-        for index in sorted(range(len(legs)), key=lambda i: legs[i]["action"] == "SELL"):
-            results[index] = _multi_leg(
-                analytics, base, legs[index], index, parsed, strategy, trader
-            )
+        for index in buys_first([Side(leg["action"]) for leg in legs]):
+            results[index] = _multi_leg(analytics, base, legs[index], index, parsed, trader)
         mode = desk().orders.broker(trader).mode
         payload = {"underlying": base.name, "underlying_ltp": money(base.ltp), "results": results}
         return with_mode(payload, mode, parsed)
@@ -316,13 +371,25 @@ def _first_leg_expiry(parsed: Parsed) -> str | None:
     return next((leg["expiry_date"] for leg in parsed["legs"] if leg["expiry_date"]), None)
 
 
+def _leg_request(
+    analytics: OptionsAnalytics, base: Any, leg: dict[str, Any], parsed: Parsed
+) -> OrderRequest:
+    """The option one leg asks for (ATM/ITMn/OTMn of its expiry), as an order."""
+    resolved = base
+    if leg["expiry_date"]:
+        # A calendar or diagonal leg: its own expiry, the same underlying price.
+        expiry = analytics.underlying(base.name, parsed["exchange"], leg["expiry_date"]).expiry
+        resolved = replace(base, expiry=expiry)
+    pick = analytics.pick_for(resolved, leg["offset"], leg["option_type"], parsed["strike_int"])
+    return option_request(pick.option, leg, parsed["strategy"] or "", parsed["algo_id"] or "")
+
+
 def _multi_leg(
     analytics: OptionsAnalytics,
     base: Any,
     leg: dict[str, Any],
     index: int,
     parsed: Parsed,
-    strategy: str,
     trader: Trader,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {
@@ -332,18 +399,11 @@ def _multi_leg(
         "option_type": leg["option_type"],
     }
     try:
-        resolved = base
-        if leg["expiry_date"]:
-            # A calendar or diagonal leg: its own expiry, the same underlying price.
-            expiry = analytics.underlying(base.name, parsed["exchange"], leg["expiry_date"]).expiry
-            resolved = replace(base, expiry=expiry)
-        pick = analytics.pick_for(resolved, leg["offset"], leg["option_type"], parsed["strike_int"])
-        request = option_request(pick.option, leg, strategy)
-        entry["symbol"] = pick.option.symbol
+        request = _leg_request(analytics, base, leg, parsed)
+        entry["symbol"] = request.symbol
         if leg["splitsize"]:
-            entry["results"] = place_split(trader, request, leg["splitsize"])
-            entry["status"] = "success"
-            return entry
+            placed = place_split(desk(), trader, request, leg["splitsize"])
+            return {**entry, "results": split_results(placed), "status": "success"}
         outcome = desk().orders.place(trader, request)
         return {
             **entry,

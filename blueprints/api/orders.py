@@ -13,8 +13,10 @@ from blueprints.api.request import authenticated_request, limited, success
 from blueprints.api.schema import Field, Parsed, request_model
 from blueprints.api.serialize import order_row
 from broker.base import TradingMode
+from services.action_center import QUEUED_MESSAGE, SEMI_AUTO, holds_for_approval
 from services.api_keys import ApiKeyOwner
-from services.errors import InvalidRequest
+from services.errors import InvalidRequest, PermissionDenied
+from services.orders.intents import Intent, SingleOrder
 from services.orders.model import (
     ModifyRequest,
     OrderRequest,
@@ -30,6 +32,14 @@ ns = Namespace("orders", description="Place, modify, cancel and inspect orders",
 PRICE_TYPES = tuple(price_type.value for price_type in PriceType)
 PRODUCTS = tuple(product.value for product in Product)
 STRATEGY = Field("str", default="", max_length=64, example="Python", description="A tag of yours")
+ALGO_ID = Field(
+    "str",
+    default="",
+    max_length=32,
+    example="",
+    description="Your algorithm's ID (e.g. the one the exchange assigned); "
+    "Dalal assigns a stable one per strategy when empty",
+)
 EXCHANGE = Field(
     "str",
     required=True,
@@ -44,6 +54,7 @@ PRICE = Field("decimal", default=Decimal(0), minimum=0, example=0)
 
 PLACE_SCHEMA = {
     "strategy": STRATEGY,
+    "algo_id": ALGO_ID,
     "exchange": EXCHANGE,
     "symbol": SYMBOL,
     "action": ACTION,
@@ -92,7 +103,31 @@ OPEN_POSITION_SCHEMA = {
 
 
 def trader_of(owner: ApiKeyOwner) -> Trader:
-    return Trader(user_id=owner.user_id, broker=owner.broker, order_mode=owner.order_mode)
+    return Trader(
+        user_id=owner.user_id,
+        broker=owner.broker,
+        order_mode=owner.order_mode,
+        actor=owner.username,
+    )
+
+
+def queued(owner: ApiKeyOwner, intent: Intent, parsed: Parsed) -> dict[str, Any] | None:
+    """In semi-auto mode, store the (validated) intent for approval and answer as API.md 1.7
+    says; None in auto mode, where the caller goes on to execute it."""
+    if not holds_for_approval(owner.order_mode, intent.first.source):
+        return None
+    pending = desk().action_center.queue(trader_of(owner), intent)
+    payload = {"message": QUEUED_MESSAGE, "mode": "semi_auto", "pending_order_id": pending.id}
+    return success(payload, parsed)
+
+
+def refuse_in_semi_auto(owner: ApiKeyOwner, message: str) -> None:
+    """Changing or closing orders is the trader's to do in semi-auto mode on a live broker
+    (API.md 1.7); the sandbox allows it, as paper trading needs no approval."""
+    if owner.order_mode != SEMI_AUTO:
+        return
+    if desk().orders.broker(trader_of(owner)).mode is TradingMode.LIVE:
+        raise PermissionDenied(message)
 
 
 def whole_quantity(value: Decimal, field: str = "quantity") -> int:
@@ -116,6 +151,7 @@ def order_request(parsed: Parsed) -> OrderRequest:
         trigger_price=parsed["trigger_price"],
         disclosed_quantity=parsed["disclosed_quantity"],
         strategy=parsed["strategy"] or "",
+        algo_id=parsed["algo_id"] or "",
     )
 
 
@@ -138,7 +174,13 @@ class PlaceOrder(OrderResource):
     def post(self) -> dict[str, Any]:
         """Place an order. Success means the broker accepted it; check /orderstatus for fills."""
         owner, parsed = authenticated_request(PLACE_SCHEMA)
-        outcome = desk().orders.place(trader_of(owner), order_request(parsed))
+        request = order_request(parsed)
+        if owner.order_mode == SEMI_AUTO:
+            desk().orders.check(request)  # a malformed order is refused now, never queued
+            held = queued(owner, SingleOrder(request), parsed)
+            if held is not None:
+                return held
+        outcome = desk().orders.place(trader_of(owner), request)
         return with_mode({"orderid": outcome.report.order_id}, outcome.mode, parsed)
 
 
@@ -148,6 +190,11 @@ class ModifyOrder(OrderResource):
     def post(self) -> dict[str, Any]:
         """Change the quantity, price or type of an open order."""
         owner, parsed = authenticated_request(MODIFY_SCHEMA)
+        refuse_in_semi_auto(
+            owner,
+            "Modify order operation is not allowed in Semi-Auto mode. "
+            "Please switch to Auto mode to modify orders.",
+        )
         request = ModifyRequest(
             order_id=parsed["orderid"],
             quantity=whole_quantity(parsed["quantity"]),
@@ -166,6 +213,11 @@ class CancelOrder(OrderResource):
     def post(self) -> dict[str, Any]:
         """Cancel one open order."""
         owner, parsed = authenticated_request(ORDER_ID_SCHEMA)
+        refuse_in_semi_auto(
+            owner,
+            "Cancel order operation is not allowed in Semi-Auto mode. "
+            "Please switch to Auto mode to cancel orders.",
+        )
         outcome = desk().orders.cancel(trader_of(owner), parsed["orderid"])
         return with_mode({"orderid": outcome.report.order_id}, outcome.mode, parsed)
 
@@ -176,6 +228,11 @@ class CancelAllOrders(InfoResource):
     def post(self) -> dict[str, Any]:
         """Cancel every open and trigger-pending order of the account."""
         owner, parsed = authenticated_request(STRATEGY_SCHEMA)
+        refuse_in_semi_auto(
+            owner,
+            "Cancel all orders operation is not allowed in Semi-Auto mode. "
+            "Please switch to Auto mode to cancel orders.",
+        )
         cancelled, failed, mode = desk().orders.cancel_all(trader_of(owner))
         message = f"Canceled {len(cancelled)} orders. Failed to cancel {len(failed)} orders."
         if not cancelled and not failed:
@@ -194,6 +251,11 @@ class ClosePosition(InfoResource):
     def post(self) -> dict[str, Any]:
         """Square off open positions with MARKET orders (optionally one symbol/exchange/product)."""
         owner, parsed = authenticated_request(CLOSE_SCHEMA)
+        refuse_in_semi_auto(
+            owner,
+            "Close position operation is not allowed in Semi-Auto mode. "
+            "Please switch to Auto mode to close positions.",
+        )
         trader = trader_of(owner)
         pipeline = desk().orders
         broker = pipeline.broker(trader)

@@ -133,6 +133,8 @@ def order_row(report: OrderReport) -> dict[str, Any]:
         "pending_quantity": report.pending_quantity,
         "symbol": report.symbol,
         "strategy": report.strategy,
+        "source": report.source,
+        "algo_id": report.algo_id,
         "rejection_reason": report.rejection_reason,
         "timestamp": _clock_text(report.placed_at),
         "trigger_price": money(report.trigger_price),

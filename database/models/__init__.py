@@ -4,16 +4,27 @@ from database.models.gtt import SandboxGtt
 from database.models.instruments import InstrumentRow
 from database.models.latency import OrderLatency
 from database.models.logs import ApiLog
-from database.models.main import ApiKey, DeskSetting, RecoveryCode, User
+from database.models.main import (
+    ApiKey,
+    AuditEvent,
+    DeskSetting,
+    PendingOrder,
+    RecoveryCode,
+    RiskLimit,
+    User,
+)
 from database.models.sandbox import SandboxAccount
 
 __all__ = [
     "ApiKey",
     "ApiLog",
+    "AuditEvent",
     "DeskSetting",
     "InstrumentRow",
     "OrderLatency",
+    "PendingOrder",
     "RecoveryCode",
+    "RiskLimit",
     "SandboxAccount",
     "SandboxGtt",
     "User",

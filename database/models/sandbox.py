@@ -58,6 +58,9 @@ class SandboxOrder(SandboxBase):
     validity: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(20))
     strategy: Mapped[str] = mapped_column(String(255))
+    # Who sent it (api, ui, webhook, strategy, telegram) and the algorithm's ID (SEBI tagging).
+    source: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
+    algo_id: Mapped[str] = mapped_column(String(32), default="", server_default="")
     rejection_reason: Mapped[str] = mapped_column(String(500))
     blocked_margin_micros: Mapped[int] = mapped_column(BigInteger)
     placed_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -48,6 +48,18 @@ class OrderStatus(StrEnum):
         return self in (OrderStatus.OPEN, OrderStatus.TRIGGER_PENDING)
 
 
+class Source(StrEnum):
+    """Where an order came from: stored with it, shown in the books, and what semi-auto
+    mode looks at (everything but the trader's own clicks waits for approval)."""
+
+    API = "api"
+    UI = "ui"
+    WEBHOOK = "webhook"
+    STRATEGY = "strategy"
+    TELEGRAM = "telegram"
+    SYSTEM = "system"  # the desk's own: auto square-off, expiry settlement
+
+
 class Validity(StrEnum):
     DAY = "DAY"
     IOC = "IOC"
@@ -68,6 +80,10 @@ class OrderRequest:
     disclosed_quantity: int = 0
     validity: Validity = Validity.DAY
     strategy: str = ""
+    source: Source = Source.API
+    # The algorithm's identifier (SEBI's algo tagging): the caller's own, e.g. one the
+    # exchange assigned, or Dalal's stable one for (user, source, strategy) when empty.
+    algo_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +142,8 @@ class OrderReport:
     strategy: str = ""
     rejection_reason: str = ""
     validity: Validity = Validity.DAY
+    source: str = Source.API.value
+    algo_id: str = ""
 
     @property
     def pending_quantity(self) -> int:

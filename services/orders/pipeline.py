@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from broker.base import Broker, TradingMode, broker_for
@@ -19,7 +19,9 @@ from database.models import OrderLatency
 from services.background_writer import BackgroundWriter
 from services.errors import DalalError
 from services.events import ORDER
+from services.orders.intents import default_algo_id
 from services.orders.model import ModifyRequest, OrderReport, OrderRequest
+from services.orders.order_audit import OrderAudit
 from services.orders.validation import validate_order
 
 if TYPE_CHECKING:
@@ -29,11 +31,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Trader:
-    """Who an order is for: the user and the broker and mode they trade in."""
+    """Who an order is for: the user, the broker and mode they trade in, and who acts
+    (the username, or e.g. "approved by …"), for the audit trail."""
 
     user_id: int
     broker: str
     order_mode: str = "auto"
+    actor: str = ""
+
+    @property
+    def who(self) -> str:
+        return self.actor or f"user {self.user_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,7 @@ class OrderPipeline:
         self._desk = desk
         self._gates: list[OrderGate] = list(gates or [])
         self._smart: SmartOrders | None = None
+        self._audit = OrderAudit(desk.audit, desk.events)
         self._latency = BackgroundWriter[LatencySample](
             desk.databases,
             DatabaseName.LATENCY,
@@ -94,20 +103,36 @@ class OrderPipeline:
         instrument = market.instrument(request.symbol, request.exchange)
         return validate_order(request, instrument, market.source.price_band(instrument))
 
-    def place(self, trader: Trader, request: OrderRequest) -> OrderOutcome:
-        started = time.perf_counter()
+    def vet(self, trader: Trader, request: OrderRequest) -> OrderRequest:
+        """Validate and run the pre-trade gates without sending (approving a queued order)."""
         request = self.check(request)
         for gate in self._gates:
             gate.check(trader, request)
+        return request
+
+    def place(self, trader: Trader, request: OrderRequest) -> OrderOutcome:
+        started = time.perf_counter()
+        request = self.check(request)
+        if not request.algo_id:
+            algo_id = default_algo_id(trader.user_id, request.source.value, request.strategy)
+            request = replace(request, algo_id=algo_id)
+        try:
+            for gate in self._gates:
+                gate.check(trader, request)
+        except DalalError as e:
+            self._audit.refused(trader.user_id, trader.who, request, e.message)
+            raise
         validated = time.perf_counter()
         broker = self.broker(trader)
         try:
             report = broker.place_order(request)
-        except DalalError:
+        except DalalError as e:
             self._record(trader, "place", None, started, validated, "rejected")
+            self._audit.refused(trader.user_id, trader.who, request, e.message)
             raise
         broker.sync()
         self._record(trader, "place", report.order_id, started, validated, report.status.value)
+        self._audit.placed(trader.user_id, trader.who, request, report)
         self._announce(broker, trader, report)
         return OrderOutcome(report, broker.mode)
 
@@ -126,6 +151,7 @@ class OrderPipeline:
         report = send(broker)
         broker.sync()
         self._record(trader, operation, report.order_id, started, started, report.status.value)
+        self._audit.changed(trader.user_id, trader.who, operation, report)
         self._announce(broker, trader, report)
         return OrderOutcome(report, broker.mode)
 
@@ -133,6 +159,8 @@ class OrderPipeline:
         broker = self.broker(trader)
         cancelled, failed = broker.cancel_all_orders()
         broker.sync()
+        for order_id in cancelled:
+            self._audit.changed(trader.user_id, trader.who, "cancel", broker.order(order_id))
         if not broker.announces_orders:
             for order_id in cancelled:
                 self._desk.events.publish(ORDER, trader.user_id, broker.order(order_id))

@@ -44,6 +44,10 @@ class SmartOrders:
                 return SmartOutcome(None, ALREADY_MATCHED if target or current else NOTHING_TO_DO)
             return SmartOutcome(self._pipeline.place(trader, order).report)
 
+    def plan(self, trader: Trader, request: OrderRequest, target: int) -> OrderRequest | None:
+        """The order placing now would send (None when the position already matches)."""
+        return plan_smart_order(request, self._net_position(trader, request), target)
+
     def _net_position(self, trader: Trader, request: OrderRequest) -> int:
         broker = self._pipeline.broker(trader)
         return sum(

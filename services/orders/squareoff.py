@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from services.errors import DalalError
-from services.orders.model import OrderRequest, PositionReport, Side
+from services.orders.model import OrderRequest, PositionReport, Side, Source
 from services.orders.pipeline import Trader
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def close_position(
     trader: Trader,
     position: PositionReport,
     strategy: str = "Squareoff",
+    source: Source = Source.API,
 ) -> CloseResult:
     """Send MARKET orders opposite to the net quantity, freeze-sized, until it is flat."""
     instrument = market.instrument(position.symbol, position.exchange)
@@ -73,6 +74,7 @@ def close_position(
                 quantity,
                 position.product,
                 strategy=strategy,
+                source=source,
             )
             order_ids.append(pipeline.place(trader, request).report.order_id)
             remaining -= quantity
@@ -87,5 +89,9 @@ def close_positions(
     trader: Trader,
     positions: Iterable[PositionReport],
     strategy: str = "Squareoff",
+    source: Source = Source.API,
 ) -> list[CloseResult]:
-    return [close_position(pipeline, market, trader, position, strategy) for position in positions]
+    return [
+        close_position(pipeline, market, trader, position, strategy, source)
+        for position in positions
+    ]

@@ -104,7 +104,8 @@ class OrderFlow:
         order = OrderState(
             self._ids.order_id(day), book.user_id, symbol, request.exchange, None,
             request.side, request.quantity, request.price_type, request.product, price,
-            trigger, request.validity, request.strategy, now, day,
+            trigger, request.validity, request.strategy, now, day, request.source.value,
+            request.algo_id,
         )  # fmt: skip
         if order.price_type in _STOPS:
             order.status = OrderStatus.TRIGGER_PENDING

@@ -211,6 +211,10 @@ class GttBook:
 
     # -- writes ---------------------------------------------------------------------------
 
+    def validate(self, spec: GttSpec) -> GttSpec:
+        """Check a GTT as place() would, without placing it (semi-auto queues it first)."""
+        return self._validated(spec, self._clock.now())[0]
+
     def place(self, user_id: int, spec: GttSpec) -> Gtt:
         now = self._clock.now()
         spec, ltp = self._validated(spec, now)

@@ -32,7 +32,15 @@ from decimal import Decimal
 from services.clock import IST
 from services.market.expiries import expiry_instant
 from services.market.model import Exchange, InstrumentType
-from services.orders.model import ZERO, OrderStatus, PriceType, Product, Side, Validity
+from services.orders.model import (
+    ZERO,
+    OrderStatus,
+    PriceType,
+    Product,
+    Side,
+    Source,
+    Validity,
+)
 from services.sandbox.charges import NO_CHARGES, exercise_charges
 from services.sandbox.flow import OrderFlow
 from services.sandbox.ids import IdSource
@@ -272,7 +280,7 @@ class Lifecycle:
         order = OrderState(
             self._ids.order_id(day), book.user_id, instrument.symbol, instrument.exchange.value,
             instrument, side, abs(position.net), PriceType.MARKET, position.product, ZERO,
-            ZERO, Validity.DAY, tag, at, day,
+            ZERO, Validity.DAY, tag, at, day, Source.SYSTEM.value,
         )  # fmt: skip
         book.orders[order.order_id] = order
         return order

@@ -163,6 +163,8 @@ def _load_order(book: UserBook, row: Any, lookup: Callable[[str, str], Instrumen
         strategy=row.strategy,
         placed_at=row.placed_at,
         day=row.trading_day,
+        source=row.source,
+        algo_id=row.algo_id,
     )
     order.updated_at = row.updated_at
     order.filled = row.filled_quantity

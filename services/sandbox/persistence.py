@@ -55,7 +55,8 @@ def _order_snapshot(o: OrderState) -> tuple[Any, ...]:
     return (
         o.order_id, o.user_id, o.day, o.symbol, o.exchange, str(o.side), o.quantity, o.filled,
         o.filled_value, o.price, o.trigger, str(o.price_type), str(o.product), str(o.validity),
-        str(o.status), o.strategy, o.reason, o.blocked, o.placed_at, o.updated_at,
+        str(o.status), o.strategy, o.reason, o.blocked, o.placed_at, o.updated_at, o.source,
+        o.algo_id,
     )  # fmt: skip
 
 
@@ -98,13 +99,13 @@ def _order_values(row: tuple[Any, ...] | OrderState) -> tuple[Any, ...]:
             o.order_id, o.user_id, o.day, o.symbol, o.exchange, str(o.side), o.quantity,
             o.filled, int(o.filled_value * m), int(o.price * m), int(o.trigger * m),
             str(o.price_type), str(o.product), str(o.validity), str(o.status), o.strategy,
-            o.reason[:500], int(o.blocked * m), o.placed_at, o.updated_at,
+            o.reason[:500], int(o.blocked * m), o.placed_at, o.updated_at, o.source, o.algo_id,
         )  # fmt: skip
     s = row
     return (
         s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], int(s[8] * m), int(s[9] * m),
         int(s[10] * m), s[11], s[12], s[13], s[14], s[15], s[16][:500], int(s[17] * m), s[18],
-        s[19],
+        s[19], s[20], s[21],
     )  # fmt: skip
 
 
@@ -161,7 +162,7 @@ SPECS: dict[str, TableSpec] = {
         "order_id", "user_id", "trading_day", "symbol", "exchange", "side", "quantity",
         "filled_quantity", "filled_value_micros", "price_micros", "trigger_price_micros",
         "price_type", "product", "validity", "status", "strategy", "rejection_reason",
-        "blocked_margin_micros", "placed_at", "updated_at",
+        "blocked_margin_micros", "placed_at", "updated_at", "source", "algo_id",
     ), ("order_id",), _order_values),
     "trades": TableSpec(TRADES, (
         "trade_id", "order_id", "user_id", "trading_day", "symbol", "exchange", "side",

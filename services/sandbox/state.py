@@ -55,6 +55,7 @@ class OrderState:
     """One order as the engine mutates it; `generation` changes whenever its terms change."""
 
     __slots__ = (
+        "algo_id",
         "blocked",
         "brokerage_paid",
         "day",
@@ -71,6 +72,7 @@ class OrderState:
         "quantity",
         "reason",
         "side",
+        "source",
         "status",
         "strategy",
         "symbol",
@@ -97,8 +99,12 @@ class OrderState:
         strategy: str,
         placed_at: datetime,
         day: date,
+        source: str = "api",
+        algo_id: str = "",
     ) -> None:
         self.order_id = order_id
+        self.source = source
+        self.algo_id = algo_id
         self.user_id = user_id
         self.symbol = symbol
         self.exchange = exchange
@@ -145,6 +151,8 @@ class OrderState:
             strategy=self.strategy,
             rejection_reason=self.reason,
             validity=self.validity,
+            source=self.source,
+            algo_id=self.algo_id,
         )
 
 

@@ -121,10 +121,15 @@
     }
     return cell;
   }
+  function origin(order) {
+    // Where the order came from and which algorithm sent it (SEBI's algo tagging).
+    return [order.source, order.strategy, order.algo_id].filter(Boolean).join(" \u00b7 ");
+  }
   function orderRow(order, withActions, back) {
     var row = el("tr", { "data-order-id": order.orderid }, [
       el("td", { "data-field": "time", text: String(order.timestamp || "").slice(11) }),
-      el("td", {}, [el("code", { text: order.orderid })]),
+      el("td", {}, [el("code", { text: order.orderid }), el("span", {
+        className: "muted reason", "data-field": "origin", text: origin(order) })]),
       symbolCell(order.symbol, order.exchange),
       el("td", { className: "side-" + String(order.action).toLowerCase(), text: order.action }),
       el("td", { "data-field": "pricetype", text: order.pricetype }),
@@ -325,6 +330,9 @@
     }
   }
   function applyResult(data) {
+    if (data.action_center) {
+      document.dispatchEvent(new CustomEvent("dalal:action_center_update", { detail: data.action_center }));
+    }
     if (data.order) updateOrder(data.order);
     (data.orders || []).forEach(updateOrder);
     (data.positions || []).forEach(updatePosition);
@@ -436,6 +444,11 @@
   on("dalal:position_update", updatePosition);
   on("dalal:funds_update", updateFunds);
   on("dalal:tick", applyTick);
+  on("dalal:action_center_update", function (state) {
+    if (state && typeof state.pending_count === "number") {
+      setText(document, "pending", state.pending_count + " pending");
+    }
+  });
   followOpenPositions();
 
   window.dalalFormat = { rupees: rupees, signed: signed, whole: whole, trend: trend };

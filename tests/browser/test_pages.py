@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 NAV_ORDER = [
     "Dashboard", "Orders", "Trades", "Positions", "Holdings", "Funds", "Market", "Sandbox",
-    "API key", "API logs", "Settings", "API docs",
+    "Action Center", "API key", "API logs", "Audit", "Settings", "API docs",
 ]  # fmt: skip
 Theme = Literal["light", "dark"]
 SETTLE_MS = 750  # after "load": late scripts, the Socket.IO handshake
