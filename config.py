@@ -67,7 +67,21 @@ class Settings:
     sandbox_starting_capital: Decimal = Decimal("10000000")
     sandbox_auto_reset: str = "never"
     audit_retention_days: int = 2555
+    # Fernet keys for broker credentials, newest first ("" = derived from APP_KEY).
+    broker_encryption_keys: str = field(default="", repr=False)
+    # Where live brokers' APIs are ("zerodha.api=https://...,dhan.api=..."); empty: their
+    # published addresses. Tests point the real SDKs at fakes on loopback this way.
+    broker_endpoints: str = ""
     testing: bool = False
+
+    def broker_endpoint(self, broker: str, kind: str, default: str) -> str:
+        """A live broker's address of one kind ("api", "login", "ticker"), or the default."""
+        wanted = f"{broker}.{kind}"
+        for entry in self.broker_endpoints.split(","):
+            name, _, url = entry.partition("=")
+            if name.strip() == wanted and url.strip():
+                return url.strip()
+        return default
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -123,6 +137,8 @@ class Settings:
                 "SANDBOX_STARTING_CAPITAL", Decimal("10000000"), minimum=Decimal(1000)
             ),
             audit_retention_days=reader.integer("AUDIT_RETENTION_DAYS", 2555, minimum=1),
+            broker_encryption_keys=reader.text("BROKER_ENCRYPTION_KEYS", ""),
+            broker_endpoints=reader.text("BROKER_ENDPOINTS", ""),
         )
 
 

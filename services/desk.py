@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from services.action_center import ActionCenter
+    from services.broker_accounts import BrokerAccounts
+    from services.broker_latency import BrokerLatency
     from services.feed.hub import FeedHub
     from services.feed.relay import RedisRelay
     from services.feed.server import MarketFeedServer
@@ -54,6 +56,8 @@ class Desk:
     _gtt: GttBook | None = field(default=None, repr=False)
     _risk: RiskRules | None = field(default=None, repr=False)
     _action_center: ActionCenter | None = field(default=None, repr=False)
+    _broker_accounts: BrokerAccounts | None = field(default=None, repr=False)
+    _broker_latency: BrokerLatency | None = field(default=None, repr=False)
     _feed: FeedHub | None = field(default=None, repr=False)
     feed_server: MarketFeedServer | None = field(default=None, repr=False)
     feed_relay: RedisRelay | None = field(default=None, repr=False)
@@ -123,6 +127,25 @@ class Desk:
         return self._risk
 
     @property
+    def broker_accounts(self) -> BrokerAccounts:
+        """Live-broker credentials and sessions, sealed with the desk's Fernet keys."""
+        if self._broker_accounts is None:
+            from services.broker_accounts import BrokerAccounts, fernet_keys
+
+            keys = fernet_keys(self.settings.broker_encryption_keys, self.settings.app_key)
+            self._broker_accounts = BrokerAccounts(self.databases, self.clock, keys)
+        return self._broker_accounts
+
+    @property
+    def broker_latency(self) -> BrokerLatency:
+        """Every live-broker API call's round trip (the latency monitor)."""
+        if self._broker_latency is None:
+            from services.broker_latency import BrokerLatency
+
+            self._broker_latency = BrokerLatency(self.databases, self.clock)
+        return self._broker_latency
+
+    @property
     def action_center(self) -> ActionCenter:
         """Orders held for the trader's approval in semi-auto mode."""
         if self._action_center is None:
@@ -179,11 +202,19 @@ class Desk:
 
         if self._runner is None:
             self._runner = SandboxRunner(
-                self.sandbox, auto_reset=self.settings.sandbox_auto_reset, gtt_check=self.gtt.check
+                self.sandbox,
+                auto_reset=self.settings.sandbox_auto_reset,
+                gtt_check=self._every_second,
             )
             self._runner.start()
         if self.feed_server is None:
             self._start_feed()
+
+    def _every_second(self) -> None:
+        """The heartbeat's own round: fire due GTTs, expire approvals whose day has ended
+        (so an open Action Center page sees them go when they go, not on its next visit)."""
+        self.gtt.check()
+        self.action_center.expire_stale()
 
     def _start_feed(self) -> None:
         from broker.base import registered_brokers
@@ -230,6 +261,8 @@ class Desk:
         if self._runner is not None:
             self._runner.stop()
         self.api_log.flush()
+        if self._broker_latency is not None:
+            self._broker_latency.flush()
         self.audit.close()
         if self._pipeline is not None:
             self._pipeline.flush()

@@ -87,6 +87,20 @@ class BrokerUnavailable(BrokerError):
     code = "broker_unavailable"
 
 
+class BrokerRateLimited(BrokerUnavailable):
+    """The broker answered 429: the request was refused, not executed, so it may be resent."""
+
+    status = 429
+    code = "broker_rate_limited"
+
+
+class BrokerNotConfigured(BrokerError):
+    """A live broker chosen without the credentials it needs (Settings -> Broker)."""
+
+    status = 400
+    code = "broker_not_configured"
+
+
 class OrderRejected(BrokerError):
     status = 422
     code = "order_rejected"

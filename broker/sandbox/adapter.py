@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date
 from typing import TYPE_CHECKING
 
 from broker.base import Broker, Capability, SessionStatus, TradingMode, register
+from services.market.model import Candle, Depth, Instrument, Interval, Quote
 from services.orders.model import (
     FundsReport,
     HoldingReport,
@@ -16,6 +19,7 @@ from services.orders.model import (
 )
 
 if TYPE_CHECKING:
+    from services.feed.source import FeedSource
     from services.sandbox.engine import SandboxEngine
 
 
@@ -63,6 +67,26 @@ class SandboxBroker(Broker):
 
     def funds(self) -> FundsReport:
         return self.engine.funds(self.user_id)
+
+    # Market data: the simulated market the paper exchange fills at.
+    def quote(self, instrument: Instrument) -> Quote:
+        return self.desk.market.source.quote(instrument)
+
+    def depth(self, instrument: Instrument) -> Depth:
+        return self.desk.market.source.depth(instrument)
+
+    def history(
+        self, instrument: Instrument, interval: Interval, start: date, end: date
+    ) -> list[Candle]:
+        return self.desk.market.source.history(instrument, interval, start, end)
+
+    def master_contract(self) -> Sequence[Instrument]:
+        return self.desk.market.master.all()
+
+    def feed(self) -> FeedSource:
+        from services.feed.source import SimulatedFeed
+
+        return SimulatedFeed(self.desk.market, self.desk.settings.feed_ticks_per_second)
 
     def sync(self) -> None:
         self.engine.flush()

@@ -2,11 +2,12 @@
 
 from database.models.gtt import SandboxGtt
 from database.models.instruments import InstrumentRow
-from database.models.latency import OrderLatency
+from database.models.latency import BrokerCall, OrderLatency
 from database.models.logs import ApiLog
 from database.models.main import (
     ApiKey,
     AuditEvent,
+    BrokerAccount,
     DeskSetting,
     PendingOrder,
     RecoveryCode,
@@ -19,6 +20,8 @@ __all__ = [
     "ApiKey",
     "ApiLog",
     "AuditEvent",
+    "BrokerAccount",
+    "BrokerCall",
     "DeskSetting",
     "InstrumentRow",
     "OrderLatency",

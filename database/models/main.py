@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from database.base import MainBase, UtcDateTime, utc_now
@@ -145,3 +154,23 @@ class AuditEvent(MainBase):
     details: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class BrokerAccount(MainBase):
+    """A user's account at a live broker: credentials and the day's session, sealed with
+    Fernet (services/broker_accounts.py); nothing here is readable without the desk's key."""
+
+    __tablename__ = "broker_accounts"
+    __table_args__ = (UniqueConstraint("user_id", "broker"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    broker: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str] = mapped_column(String(64), default="")
+    api_key_sealed: Mapped[str] = mapped_column(Text, default="")
+    api_secret_sealed: Mapped[str] = mapped_column(Text, default="")
+    access_token_sealed: Mapped[str] = mapped_column(Text, default="")
+    # Broker-specific session facts (e.g. Kite's public token), sealed JSON.
+    session_extra_sealed: Mapped[str] = mapped_column(Text, default="")
+    session_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
