@@ -81,11 +81,13 @@ def _register_blueprints(app: Flask) -> None:
         action_center,
         apikey,
         audit,
+        broker_pages,
         charts,
         funds,
         health,
         holdings,
         home,
+        latency,
         logs,
         market_pages,
         orderbook,
@@ -106,7 +108,8 @@ def _register_blueprints(app: Flask) -> None:
     pages = (
         health.bp, home.bp, orderbook.bp, tradebook.bp, positions.bp, holdings.bp, funds.bp,
         market_pages.bp, charts.bp, sandbox_pages.bp, ticket.bp, apikey.bp, logs.bp,
-        settings_pages.bp, risk_pages.bp, action_center.bp, audit.bp,
+        settings_pages.bp, risk_pages.bp, action_center.bp, broker_pages.bp, audit.bp,
+        latency.bp,
     )  # fmt: skip
     for blueprint in pages:
         app.register_blueprint(blueprint)

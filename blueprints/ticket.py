@@ -51,7 +51,7 @@ NAVIGATION = (
     ("apikey.show", "API key", ("apikey",)),
     ("logs.index", "API logs", ("logs",)),
     ("audit.index", "Audit", ("audit",)),
-    ("settings.index", "Settings", ("settings", "risk")),
+    ("settings.index", "Settings", ("settings", "risk", "broker_pages", "latency")),
     ("api.doc", "API docs", ()),
 )  # (endpoint, link text, blueprints whose pages it marks current)
 

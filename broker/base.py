@@ -11,6 +11,7 @@ times. Live adapters build on broker/live.py (credentials, sessions, timing, ret
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,8 @@ from services.orders.model import (
 if TYPE_CHECKING:
     from services.desk import Desk
     from services.feed.source import FeedSource
+
+log = logging.getLogger(__name__)
 
 
 class Capability(StrEnum):
@@ -202,5 +205,10 @@ def load_adapters() -> None:
         return
     for module in pkgutil.iter_modules([str(_ADAPTERS)]):
         if module.ispkg:
-            importlib.import_module(f"broker.{module.name}")
+            try:
+                importlib.import_module(f"broker.{module.name}")
+            except Exception:
+                # One broken adapter (a missing SDK, say) must not take the desk down with
+                # it: its users see "not available", everyone else trades on.
+                log.exception("broker adapter %r could not be loaded", module.name)
     _loaded = True

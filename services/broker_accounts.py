@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -22,9 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from database.engine import Databases
-from database.models import BrokerAccount
+from database.models import BrokerAccount, User
 from services.clock import Clock
 from services.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from services.desk import Desk
 
 
 @dataclass(frozen=True)
@@ -205,3 +209,33 @@ class BrokerAccounts:
                 BrokerAccount.user_id == user_id, BrokerAccount.broker == broker
             )
         )
+
+
+def select_broker(desk: Desk, user_id: int, name: str, *, actor: str) -> str:
+    """Route the user's orders to `name` (the sandbox, or a live broker with credentials)."""
+    from broker.base import TradingMode, registered_brokers
+
+    brokers = registered_brokers()
+    chosen = brokers.get(name)
+    if chosen is None:
+        raise InvalidRequest(
+            f"Choose one of: {', '.join(sorted(brokers))}.", errors={"broker": sorted(brokers)}
+        )
+    if chosen.mode is TradingMode.LIVE and desk.broker_accounts.credentials(user_id, name) is None:
+        raise InvalidRequest(
+            f"Enter your {chosen.display_name} credentials first.", errors={"broker": [name]}
+        )
+    with desk.databases.session() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise InvalidRequest(f"User {user_id} not found.")
+        before, user.broker = user.broker, name
+    desk.api_keys.forget_user(user_id)  # cached key verifications carry the broker
+    if before != name:
+        desk.audit.record(
+            "account.broker_changed",
+            actor=actor,
+            user_id=user_id,
+            details={"from": before, "to": name},
+        )
+    return name
