@@ -18,6 +18,7 @@ user_cli = AppGroup("user", help="Create users and reset passwords.")
 apikey_cli = AppGroup("apikey", help="Create, regenerate and revoke API keys.")
 db_cli = AppGroup("db", help="Database schema migrations.")
 sandbox_cli = AppGroup("sandbox", help="The paper-trading exchange.")
+broker_cli = AppGroup("broker", help="Live-broker accounts.")
 CLI_ACTOR = "cli"  # who the audit trail says acted: the operator at the command line
 
 
@@ -129,6 +130,19 @@ def revision(database: str, message: str) -> None:
     command.revision(config, message=message, autogenerate=True)
 
 
+@broker_cli.command("rotate-keys")
+def rotate_broker_keys() -> None:
+    """Re-seal every stored broker credential and token under the newest key in
+    BROKER_ENCRYPTION_KEYS (after putting a new key first); then the old key may go."""
+    try:
+        count = desk().broker_accounts.rotate()
+    except DalalError as e:
+        raise _fail(e) from None
+    desk().audit.record("broker.keys_rotated", actor=CLI_ACTOR, details={"accounts": count})
+    desk().audit.flush()
+    click.echo(f"Re-sealed {count} broker account(s) under the newest key.")
+
+
 @click.command("order-mode")
 @click.argument("username")
 @click.argument("mode", type=click.Choice(["auto", "semi_auto"]))
@@ -154,7 +168,15 @@ def register_cli(app: Flask) -> None:
     from blueprints.cli_audit import audit_cli
     from blueprints.cli_market import master_contract_command
 
-    commands = (user_cli, apikey_cli, db_cli, sandbox_cli, order_mode, master_contract_command)
+    commands = (
+        user_cli,
+        apikey_cli,
+        db_cli,
+        sandbox_cli,
+        broker_cli,
+        order_mode,
+        master_contract_command,
+    )
     for command in commands:
         app.cli.add_command(command)
     app.cli.add_command(audit_cli)

@@ -105,3 +105,27 @@ def test_the_latency_monitor_reports_percentiles_per_broker_and_operation(
     assert (quote.calls, quote.errors, quote.p99_ms) == (1, 1, 250)
     assert monitor.summary(clock.now() + timedelta(seconds=1)) == []
     assert percentile([], 0.5) == 0 and percentile([7], 0.99) == 7
+
+
+def test_the_rotate_command_reseals_under_the_newest_key(tmp_path: Path, clock: FixedClock) -> None:
+    from app import create_app
+    from tests.conftest import desk_env, make_user
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    env = desk_env(tmp_path)
+    first = create_app(Settings.from_mapping({**env, "BROKER_ENCRYPTION_KEYS": old}), clock=clock)
+    user = make_user(first)
+    desk_of(first).broker_accounts.save_credentials(
+        user.id, "zerodha", BrokerCredentials("k", SECRET, "C1")
+    )
+    desk_of(first).close()
+
+    both = create_app(Settings.from_mapping({**env, "BROKER_ENCRYPTION_KEYS": f"{new},{old}"}))
+    result = both.test_cli_runner().invoke(args=["broker", "rotate-keys"])
+    assert result.exit_code == 0 and "Re-sealed 1 broker account" in result.output
+    desk_of(both).close()
+    after = create_app(Settings.from_mapping({**env, "BROKER_ENCRYPTION_KEYS": new}))
+    assert desk_of(after).broker_accounts.credentials(user.id, "zerodha") == BrokerCredentials(
+        "k", SECRET, "C1"
+    )
+    desk_of(after).close()
