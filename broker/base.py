@@ -147,6 +147,11 @@ class Broker(ABC):
     ) -> list[Candle]:
         """Candles from `start` to `end` inclusive (IST dates), oldest first."""
 
+    def instrument(self, symbol: str, exchange: str) -> Instrument:
+        """One contract of this broker's master (what orders are validated against);
+        NotFound when the broker lists no such symbol."""
+        return self.desk.market.instrument(symbol, exchange)
+
     @abstractmethod
     def master_contract(self) -> Sequence[Instrument]:
         """Every instrument the broker trades, mapped to Dalal's symbols (token = the broker's

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
 from broker.base import Broker, SessionStatus, TradingMode
@@ -34,12 +34,16 @@ from services.errors import (
     BrokerSessionExpired,
     BrokerUnavailable,
     DalalError,
+    NotFound,
 )
+from services.market.model import Instrument
 
 if TYPE_CHECKING:
     from services.desk import Desk
 
 MAX_ATTEMPTS = 5
+_MASTERS: dict[str, tuple[date, dict[tuple[str, str], Instrument]]] = {}
+_MASTERS_LOCK = threading.Lock()
 FIRST_BACKOFF_SECONDS = 0.2
 
 
@@ -142,6 +146,24 @@ class LiveBroker(Broker):
             return SessionStatus(False, self.expired_message(), needs_login=True)
         ends = found.expires_at.astimezone(IST).strftime("%H:%M")
         return SessionStatus(True, f"Logged in until {ends} IST.")
+
+    # ------------------------------------------------------------------ the master contract
+
+    def instrument(self, symbol: str, exchange: str) -> Instrument:
+        """From the broker's own instrument dump (downloaded once a day per broker, shared by
+        its users): a live user's orders are checked against what the broker lists."""
+        today = self.desk.clock.now().astimezone(IST).date()
+        with _MASTERS_LOCK:
+            cached = _MASTERS.get(self.name)
+        if cached is None or cached[0] != today:
+            index = {(i.symbol, i.exchange.value): i for i in self.master_contract()}
+            cached = (today, index)
+            with _MASTERS_LOCK:
+                _MASTERS[self.name] = cached
+        found = cached[1].get((symbol.strip().upper(), exchange.strip().upper()))
+        if found is None:
+            raise NotFound(f"{self.display_name} lists no {symbol} on {exchange}.")
+        return found
 
     # ------------------------------------------------------------------ calling the broker
 

@@ -97,22 +97,29 @@ class OrderPipeline:
     def broker(self, trader: Trader) -> Broker:
         return broker_for(trader.broker, trader.user_id, self._desk)
 
-    def check(self, request: OrderRequest) -> OrderRequest:
-        """Validate against the instrument master without sending (baskets check every leg)."""
+    def check(self, request: OrderRequest, trader: Trader | None = None) -> OrderRequest:
+        """Validate against the instrument master without sending (baskets check every leg):
+        the trader's live broker's own master when there is one, else the desk's."""
+        if trader is not None and trader.broker != "sandbox":
+            broker = self.broker(trader)
+            if broker.mode is TradingMode.LIVE:
+                # The exchange enforces the circuit band on live orders; the simulated band
+                # would be wrong for them.
+                return validate_order(request, broker.instrument(request.symbol, request.exchange))
         market = self._desk.market
         instrument = market.instrument(request.symbol, request.exchange)
         return validate_order(request, instrument, market.source.price_band(instrument))
 
     def vet(self, trader: Trader, request: OrderRequest) -> OrderRequest:
         """Validate and run the pre-trade gates without sending (approving a queued order)."""
-        request = self.check(request)
+        request = self.check(request, trader)
         for gate in self._gates:
             gate.check(trader, request)
         return request
 
     def place(self, trader: Trader, request: OrderRequest) -> OrderOutcome:
         started = time.perf_counter()
-        request = self.check(request)
+        request = self.check(request, trader)
         if not request.algo_id:
             algo_id = default_algo_id(trader.user_id, request.source.value, request.strategy)
             request = replace(request, algo_id=algo_id)
