@@ -19,8 +19,10 @@ from blueprints.api import api
 from blueprints.api.request import authenticated_request, limited, success
 from blueprints.api.schema import Field, request_model
 from blueprints.api.serialize import candle_row, depth_data, quote_data
+from broker.base import Broker, TradingMode, broker_for
+from services.api_keys import ApiKeyOwner
 from services.clock import IST, to_ist
-from services.errors import InvalidRequest
+from services.errors import InvalidRequest, NotFound
 from services.market.model import Interval
 
 ns = Namespace("market data", description="Quotes, depth and history (API.md 4.4)", path="/")
@@ -59,15 +61,21 @@ class MarketResource(Resource):  # type: ignore[misc]
     method_decorators: ClassVar[list[Any]] = [limited("api_rate_limit")]
 
 
+def data_broker(owner: ApiKeyOwner) -> Broker:
+    """Who serves market data: the user's broker (the sandbox's simulated market in analyze
+    mode, the live broker's own feed when trading live)."""
+    return broker_for(owner.broker, owner.user_id, desk())
+
+
 @ns.route("/quotes")
 class Quotes(MarketResource):
     @ns.expect(request_model(ns, "QuotesRequest", QUOTE_SCHEMA), validate=False)
     def post(self) -> dict[str, Any]:
         """Last price, OHLC, bid/ask, volume and OI of one instrument."""
-        _owner, parsed = authenticated_request(QUOTE_SCHEMA)
-        market = desk().market
-        instrument = market.instrument(parsed["symbol"], parsed["exchange"])
-        return success({"data": quote_data(market.source.quote(instrument))}, parsed)
+        owner, parsed = authenticated_request(QUOTE_SCHEMA)
+        broker = data_broker(owner)
+        instrument = broker.instrument(parsed["symbol"], parsed["exchange"])
+        return success({"data": quote_data(broker.quote(instrument))}, parsed)
 
 
 @ns.route("/multiquotes")
@@ -75,7 +83,10 @@ class MultiQuotes(MarketResource):
     @ns.expect(request_model(ns, "MultiQuotesRequest", MULTIQUOTE_SCHEMA), validate=False)
     def post(self) -> dict[str, Any]:
         """Quotes of many instruments; unknown ones get an `error` entry, not a failure."""
-        _owner, parsed = authenticated_request(MULTIQUOTE_SCHEMA)
+        owner, parsed = authenticated_request(MULTIQUOTE_SCHEMA)
+        broker = data_broker(owner)
+        if broker.mode is TradingMode.LIVE:
+            return success({"results": _live_quotes(broker, parsed["symbols"])}, parsed)
         market = desk().market
         results: list[dict[str, Any]] = []
         found = []
@@ -98,10 +109,10 @@ class MarketDepth(MarketResource):
     @ns.expect(request_model(ns, "DepthRequest", QUOTE_SCHEMA), validate=False)
     def post(self) -> dict[str, Any]:
         """Five levels of bids and asks around the last price."""
-        _owner, parsed = authenticated_request(QUOTE_SCHEMA)
-        market = desk().market
-        instrument = market.instrument(parsed["symbol"], parsed["exchange"])
-        return success({"data": depth_data(market.source.depth(instrument))}, parsed)
+        owner, parsed = authenticated_request(QUOTE_SCHEMA)
+        broker = data_broker(owner)
+        instrument = broker.instrument(parsed["symbol"], parsed["exchange"])
+        return success({"data": depth_data(broker.depth(instrument))}, parsed)
 
 
 @ns.route("/history")
@@ -109,14 +120,27 @@ class History(MarketResource):
     @ns.expect(request_model(ns, "HistoryRequest", HISTORY_SCHEMA), validate=False)
     def post(self) -> dict[str, Any]:
         """Candles, oldest first; `timestamp` in epoch seconds (00:00 UTC of the date for D)."""
-        _owner, parsed = authenticated_request(HISTORY_SCHEMA)
+        owner, parsed = authenticated_request(HISTORY_SCHEMA)
         interval = Interval(parsed["interval"])
         start, end = _date_range(parsed["start_date"], parsed["end_date"], interval)
-        market = desk().market
-        instrument = market.instrument(parsed["symbol"], parsed["exchange"])
-        candles = market.source.history(instrument, interval, start, end)
+        broker = data_broker(owner)
+        instrument = broker.instrument(parsed["symbol"], parsed["exchange"])
+        candles = broker.history(instrument, interval, start, end)
         daily = interval is Interval.D
         return success({"data": [candle_row(candle, daily) for candle in candles]}, parsed)
+
+
+def _live_quotes(broker: Broker, symbols: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for item in symbols:
+        entry: dict[str, Any] = {"symbol": item["symbol"], "exchange": item["exchange"]}
+        try:
+            instrument = broker.instrument(item["symbol"], item["exchange"])
+            entry["data"] = quote_data(broker.quote(instrument))
+        except NotFound:
+            entry["error"] = f"Symbol {item['symbol']} not found in exchange {item['exchange']}"
+        results.append(entry)
+    return results
 
 
 def _date_range(start: date, end: date, interval: Interval) -> tuple[date, date]:
