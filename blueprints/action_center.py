@@ -7,6 +7,7 @@ script, with a redirect.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask import render_template
@@ -14,18 +15,20 @@ from flask_login import current_user
 
 from blueprints import desk, login_required
 from blueprints.trading import ActionResult, form_text, run_action, trading_blueprint
-from services.action_center import BatchOutcome
+from services.action_center import BatchOutcome, PendingView
 
 bp = trading_blueprint("action_center", __name__, url_prefix="/action-center")
 
 
-def _queue_state(user_id: int) -> dict[str, Any]:
-    """The queue as the page's script redraws it (the same dict the Socket.IO push carries)."""
+def _queue_state(user_id: int, decided: Iterable[PendingView] = ()) -> dict[str, Any]:
+    """The queue as the page's script redraws it (the same dict the Socket.IO push carries),
+    with what was just decided, so the page is right even when the push does not arrive."""
     center, now = desk().action_center, desk().clock.now()
     pending = [item.as_json(now) for item in center.pending(user_id)]
     return {
         "pending_count": len(pending),
         "pending": pending,
+        "decided": [item.as_json(now) for item in decided],
         "order_mode": current_user.view.order_mode,
     }
 
@@ -56,7 +59,7 @@ def approve(pending_id: int) -> Any:
         message = f"Order {pending_id} approved" + (f": {placed}" if placed else "")
         if view.reason:
             message += f" ({view.reason})"
-        return message, {"action_center": _queue_state(user.id)}
+        return message, {"action_center": _queue_state(user.id, (view,))}
 
     return run_action("action_center.index", action)
 
@@ -66,10 +69,10 @@ def approve(pending_id: int) -> Any:
 def reject(pending_id: int) -> Any:
     def action() -> ActionResult:
         user = current_user.view
-        desk().action_center.reject(
+        view = desk().action_center.reject(
             user.id, pending_id, actor=user.username, reason=form_text("reason")
         )
-        return f"Order {pending_id} rejected", {"action_center": _queue_state(user.id)}
+        return f"Order {pending_id} rejected", {"action_center": _queue_state(user.id, (view,))}
 
     return run_action("action_center.index", action)
 
@@ -80,7 +83,8 @@ def approve_all() -> Any:
     def action() -> ActionResult:
         user = current_user.view
         outcome = desk().action_center.approve_all(user.id, actor=user.username)
-        return _summary("approved", outcome), {"action_center": _queue_state(user.id)}
+        state = _queue_state(user.id, outcome.decided)
+        return _summary("approved", outcome), {"action_center": state}
 
     return run_action("action_center.index", action)
 
@@ -93,7 +97,8 @@ def reject_all() -> Any:
         outcome = desk().action_center.reject_all(
             user.id, actor=user.username, reason=form_text("reason")
         )
-        return _summary("rejected", outcome), {"action_center": _queue_state(user.id)}
+        state = _queue_state(user.id, outcome.decided)
+        return _summary("rejected", outcome), {"action_center": state}
 
     return run_action("action_center.index", action)
 

@@ -95,10 +95,33 @@
   }
   function redraw(state) {
     if (pendingBody) {
-      pendingBody.querySelectorAll("tr:not(.empty)").forEach(function (row) { row.remove(); });
+      // Rows are kept, added and removed by id, never rebuilt: a keyboard user's place in
+      // the table survives every push. When the focused row goes, focus moves to the next
+      // row's Approve button (or the table), never to the page's body.
+      var wanted = {};
+      (state.pending || []).forEach(function (item) { wanted[String(item.id)] = item; });
+      var focused = document.activeElement;
+      var lostFocus = false;
+      var next = null;
+      pendingBody.querySelectorAll("tr[data-pending-id]").forEach(function (row) {
+        var id = row.getAttribute("data-pending-id");
+        if (wanted[id]) { delete wanted[id]; if (lostFocus && !next) next = row; return; }
+        // The focus may already have fallen to <body>: books.js disables a form's button
+        // while its request runs, and a disabled button drops the focus.
+        var dropped = !focused || focused === document.body;
+        if ((focused && row.contains(focused)) || (dropped && id === lastRowId)) lostFocus = true;
+        row.remove();
+      });
       var empty = pendingBody.querySelector("tr.empty");
-      (state.pending || []).forEach(function (item) { pendingBody.insertBefore(pendingRow(item), empty); });
+      (state.pending || []).forEach(function (item) {
+        if (wanted[String(item.id)]) pendingBody.insertBefore(pendingRow(item), empty);
+      });
       syncEmpty(pendingBody);
+      if (lostFocus) {
+        var target = next ? next.querySelector("button") : null;
+        if (!target) target = pendingBody.closest(".table-wrap");
+        if (target) target.focus();
+      }
     }
     (state.decided || []).forEach(function (item) {
       if (!decisionsBody || decisionsBody.querySelector('tr[data-pending-id="' + item.id + '"]')) return;
@@ -107,6 +130,13 @@
     });
   }
   document.addEventListener("dalal:action_center_update", function (event) { redraw(event.detail || {}); });
+  var lastRowId = null; // the pending row the keyboard was last in
+  if (pendingBody) {
+    pendingBody.addEventListener("focusin", function (event) {
+      var row = event.target instanceof Element ? event.target.closest("tr[data-pending-id]") : null;
+      lastRowId = row ? row.getAttribute("data-pending-id") : null;
+    });
+  }
 
   function openReject(action, title) {
     if (!dialog) return;

@@ -67,8 +67,10 @@ SIGNED_IN_PAGES = {
     "Funds": "/funds",
     "Market": "/market",
     "Sandbox": "/sandbox",
+    "Action Center": "/action-center",
     "API key": "/apikey",
     "API logs": "/logs",
+    "Audit": "/audit",
     "Settings": "/settings",
 }
 
