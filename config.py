@@ -75,7 +75,8 @@ class Settings:
     testing: bool = False
 
     def broker_endpoint(self, broker: str, kind: str, default: str) -> str:
-        """A live broker's address of one kind ("api", "login", "ticker"), or the default."""
+        """A live broker's address of one kind, or the default (Zerodha: "api", "login",
+        "ticker"; Dhan: "api", "auth", "feed", "master")."""
         wanted = f"{broker}.{kind}"
         for entry in self.broker_endpoints.split(","):
             name, _, url = entry.partition("=")

@@ -121,11 +121,16 @@ class LiveBroker(Broker):
             ends += timedelta(days=1)
         return ends
 
-    def start_session(self, access_token: str, extra: dict[str, str] | None = None) -> None:
-        now = self.desk.clock.now()
-        self._accounts.save_session(
-            self.user_id, self.name, access_token, self.session_expiry(now), extra
-        )
+    def start_session(
+        self,
+        access_token: str,
+        extra: dict[str, str] | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        """Store a new session until `expires_at` (what the broker stated for the token),
+        else the broker's daily cut-off."""
+        ends = expires_at or self.session_expiry(self.desk.clock.now())
+        self._accounts.save_session(self.user_id, self.name, access_token, ends, extra)
         self.desk.audit.record(
             "broker.login", actor=f"user {self.user_id}", user_id=self.user_id, subject=self.name
         )

@@ -1,0 +1,5 @@
+"""Zerodha (Kite Connect): the adapter on the official `kiteconnect` SDK, registered here."""
+
+from broker.zerodha.adapter import ZerodhaBroker
+
+__all__ = ["ZerodhaBroker"]

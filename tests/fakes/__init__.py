@@ -1,0 +1,1 @@
+"""Fakes of outside services (brokers), served on loopback by the tests themselves."""
