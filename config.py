@@ -69,14 +69,14 @@ class Settings:
     audit_retention_days: int = 2555
     # Fernet keys for broker credentials, newest first ("" = derived from APP_KEY).
     broker_encryption_keys: str = field(default="", repr=False)
-    # Where live brokers' APIs are ("zerodha.api=https://...,dhan.api=..."); empty: their
-    # published addresses. Tests point the real SDKs at fakes on loopback this way.
+    # Where live brokers' APIs are ("<broker>.<kind>=URL,..."); empty: their published
+    # addresses. Tests point the real SDKs at fakes on loopback this way.
     broker_endpoints: str = ""
     testing: bool = False
 
     def broker_endpoint(self, broker: str, kind: str, default: str) -> str:
-        """A live broker's address of one kind, or the default (Zerodha: "api", "login",
-        "ticker"; Dhan: "api", "auth", "feed", "master")."""
+        """A live broker's address of one kind (each adapter names its kinds, e.g. "api"),
+        or the adapter's default."""
         wanted = f"{broker}.{kind}"
         for entry in self.broker_endpoints.split(","):
             name, _, url = entry.partition("=")
