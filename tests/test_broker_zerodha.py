@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 from flask import Flask
+from kiteconnect import exceptions as kite_errors
 
 import broker.live
 from broker.base import TradingMode, broker_class, broker_for
@@ -34,6 +36,8 @@ from services.broker_accounts import BrokerCredentials
 from services.clock import IST, FixedClock
 from services.desk import Desk
 from services.errors import (
+    BrokerError,
+    BrokerRateLimited,
     BrokerSessionExpired,
     BrokerUnavailable,
     DalalError,
@@ -41,6 +45,7 @@ from services.errors import (
     InvalidRequest,
     NotFound,
     OrderRejected,
+    PermissionDenied,
 )
 from services.events import ORDER
 from services.feed.hub import FeedHub
@@ -70,9 +75,8 @@ FUTURE, CALL, PUT = "NIFTY29DEC26FUT", "NIFTY29DEC2626000CE", "NIFTY01DEC2626000
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fast back-off and a short SDK timeout; pacers of this test's own (Kite's real rates)."""
+    """Fast back-off; pacers of this test's own (at Kite's real rates)."""
     monkeypatch.setattr(ZerodhaBroker, "backoff_seconds", 0.01)
-    monkeypatch.setattr(ZerodhaBroker, "request_timeout", 0.6)
     monkeypatch.setattr(broker.live, "_PACERS", {})
 
 
@@ -530,9 +534,12 @@ def test_a_5xx_on_placement_is_not_retried(trader: ZerodhaBroker, kite: FakeKite
     assert kite.orders_placed == 0
 
 
-def test_a_timed_out_placement_is_not_resent(trader: ZerodhaBroker, kite: FakeKite) -> None:
+def test_a_timed_out_placement_is_not_resent(
+    trader: ZerodhaBroker, kite: FakeKite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ZerodhaBroker, "request_timeout", 0.5)
     kite.delay_next(1.2, path="/orders/regular", method="POST")
-    with pytest.raises(BrokerUnavailable, match=r"did not answer within 0\.6 s"):
+    with pytest.raises(BrokerUnavailable, match=r"did not answer within 0\.5 s"):
         trader.place_order(buy())
     assert kite.count("POST", "/orders/regular") == 1
     wait_for(lambda: kite.orders_placed == 1)  # it did reach Kite: the book tells the truth
@@ -542,7 +549,10 @@ def test_a_timed_out_placement_is_not_resent(trader: ZerodhaBroker, kite: FakeKi
     assert order.status is OrderStatus.COMPLETE
 
 
-def test_a_timed_out_read_is_retried(trader: ZerodhaBroker, kite: FakeKite) -> None:
+def test_a_timed_out_read_is_retried(
+    trader: ZerodhaBroker, kite: FakeKite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ZerodhaBroker, "request_timeout", 0.5)
     trader.place_order(buy())
     kite.delay_next(1.2, path="/orders", method="GET")
     (order,) = trader.orders()
@@ -687,6 +697,17 @@ def test_feeds_open_and_close_again_in_one_process(trader: ZerodhaBroker) -> Non
         assert got[0].payloads[1]["ltp"] == 1589.4
 
 
+def test_a_silent_ticker_counts_as_dropped(trader: ZerodhaBroker) -> None:
+    feed = trader.feed()
+    feed.stall_seconds = 0.3  # Kite's heartbeat comes every second; nothing subscribed here
+    feed.connect()
+    try:
+        with pytest.raises(SourceDropped, match=r"nothing from Kite's ticker for 0\.3 s"):
+            feed.run(lambda ticks: None)
+    finally:
+        feed.close()
+
+
 def test_a_feed_without_a_session_fails_as_a_dropped_source(
     zerodha: ZerodhaBroker, kite: FakeKite
 ) -> None:
@@ -769,3 +790,27 @@ def test_a_closed_feed_cannot_be_reused(trader: ZerodhaBroker) -> None:
     feed.close()
     with pytest.raises(SourceDropped, match="closed"):
         feed.connect()
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (kite_errors.OrderException("Order cannot be placed", code=400), OrderRejected),
+        (kite_errors.InputException("Invalid `quantity`.", code=400), InvalidRequest),
+        (kite_errors.GeneralException("Insufficient margin for order", 400), InsufficientFunds),
+        (kite_errors.PermissionException("Not allowed", code=403), PermissionDenied),
+        (kite_errors.GeneralException("Route not found", code=404), NotFound),
+        (kite_errors.GeneralException("Internal error", code=500), BrokerUnavailable),
+        (kite_errors.DataException("Unknown Content-Type", code=502), BrokerUnavailable),
+        (kite_errors.NetworkException("Too many requests", code=429), BrokerRateLimited),
+        (kite_errors.TokenException("Incorrect `access_token`.", code=403), BrokerSessionExpired),
+        (requests.ConnectTimeout("http://x/session/token?access_token=abc"), BrokerUnavailable),
+        (requests.ConnectionError("http://x/session/token?access_token=abc"), BrokerUnavailable),
+        (KeyError("login_time"), BrokerError),
+    ],
+)
+def test_kite_errors_become_dalal_errors(raised: Exception, expected: type[Exception]) -> None:
+    bare = ZerodhaBroker(1, cast(Desk, SimpleNamespace(broker_accounts=None)))  # no desk needed
+    error = bare.translate_error(raised)
+    assert type(error) is expected
+    assert "access_token=abc" not in error.message

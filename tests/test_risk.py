@@ -383,9 +383,9 @@ def test_page_refuses_bad_input_beside_the_field(
     response = submit(signed_in, **{"max_open_positions": "5", name: text})
     assert response.status_code == 400
     page = page_text(response)
-    inside = "(?:(?!</label>).)*"  # within one label
+    inside = "(?:(?!</div>).)*"  # within one field
     label = re.search(
-        rf'<label class="field has-error">{inside}name="{name}"{inside}</label>', page, re.DOTALL
+        rf'<div class="field has-error">{inside}name="{name}"{inside}</div>', page, re.DOTALL
     )
     assert label, "the field is not marked as wrong"
     assert message in label.group(0)

@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from services.market.master import future_symbol, option_symbol
+from services.market.master import MONTHS, future_symbol, option_symbol
 from services.market.model import Exchange, ExpiryKind, Instrument, InstrumentType
 
 DEFAULT_TICK = Decimal("0.05")
@@ -95,9 +95,13 @@ class _Row:
         )
 
 
-def _is_monthly(row: _Row, name: str) -> bool:
-    """Kite spells monthly contracts YYMMM (`NIFTY25DEC...`), weekly ones YYMDD."""
-    return re.match(re.escape(name) + r"\d{2}[A-Z]{3}", row.tradingsymbol) is not None
+def _is_monthly(row: _Row) -> bool:
+    """Kite spells monthly contracts YYMMM (`NIFTY25DEC...`), weekly ones YYMDD
+    (`NIFTY25D09...`): after the underlying's name come two year digits, then the month."""
+    if not row.tradingsymbol.startswith(row.name):
+        return True  # not Kite's usual spelling: no sign of a weekly contract
+    after = row.tradingsymbol[len(row.name) :]
+    return after[:2].isdigit() and after[2:5] in MONTHS
 
 
 def _underlying_exchange(exchange: str, name: str, indices: Mapping[str, set[str]]) -> Exchange:
@@ -150,7 +154,7 @@ def _derivative(row: _Row, indices: Mapping[str, set[str]]) -> Instrument | None
     else:
         strike = row.strike
         symbol = option_symbol(name, row.expiry, strike, kind)
-        expiry_kind = ExpiryKind.MONTHLY if _is_monthly(row, name) else ExpiryKind.WEEKLY
+        expiry_kind = ExpiryKind.MONTHLY if _is_monthly(row) else ExpiryKind.WEEKLY
     return Instrument(
         symbol=symbol,
         exchange=Exchange(row.exchange),
