@@ -72,6 +72,8 @@ class Settings:
     # Where live brokers' APIs are ("<broker>.<kind>=URL,..."); empty: their published
     # addresses. Tests point the real SDKs at fakes on loopback this way.
     broker_endpoints: str = ""
+    # Whose live broker session streams the desk's market data ("" = the simulated market).
+    feed_broker_user: str = ""
     testing: bool = False
 
     def broker_endpoint(self, broker: str, kind: str, default: str) -> str:
@@ -140,6 +142,7 @@ class Settings:
             audit_retention_days=reader.integer("AUDIT_RETENTION_DAYS", 2555, minimum=1),
             broker_encryption_keys=reader.text("BROKER_ENCRYPTION_KEYS", ""),
             broker_endpoints=reader.text("BROKER_ENDPOINTS", ""),
+            feed_broker_user=reader.text("FEED_BROKER_USER", ""),
         )
 
 

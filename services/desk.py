@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     from services.broker_accounts import BrokerAccounts
     from services.broker_latency import BrokerLatency
     from services.feed.hub import FeedHub
+    from services.feed.model import Tick
     from services.feed.relay import RedisRelay
     from services.feed.server import MarketFeedServer
+    from services.feed.source import FeedSource
     from services.market.service import MarketData
     from services.orders.pipeline import OrderPipeline
     from services.risk import RiskRules
@@ -61,6 +63,9 @@ class Desk:
     _feed: FeedHub | None = field(default=None, repr=False)
     feed_server: MarketFeedServer | None = field(default=None, repr=False)
     feed_relay: RedisRelay | None = field(default=None, repr=False)
+    # Whether the tick hub's current source is a live broker (then the paper exchange, which
+    # fills on the simulated market, must not match on its ticks).
+    feed_is_live: bool = field(default=False, repr=False)
 
     @property
     def market(self) -> MarketData:
@@ -182,10 +187,40 @@ class Desk:
             with self._market_lock:  # building the market takes it too
                 if self._feed is None:
                     from services.feed.hub import FeedHub
-                    from services.feed.source import SimulatedFeed
 
-                    self._feed = FeedHub(lambda: SimulatedFeed(market, rate))
+                    self._feed = FeedHub(lambda: self._open_feed_source(market, rate))
         return self._feed
+
+    def _open_feed_source(self, market: MarketData, rate: float) -> FeedSource:
+        """The tick hub's source at each (re)connection: FEED_BROKER_USER's live broker
+        while that session is logged in, else the simulated market."""
+        from services.feed.source import SimulatedFeed
+
+        live = self._live_feed()
+        self.feed_is_live = live is not None
+        return live if live is not None else SimulatedFeed(market, rate)
+
+    def _live_feed(self) -> FeedSource | None:
+        username = self.settings.feed_broker_user
+        if not username:
+            return None
+        from broker.base import TradingMode, broker_for
+        from services.errors import DalalError
+
+        try:
+            user = self.accounts.get_by_username(username)
+            broker = broker_for(user.broker, user.id, self)
+            if broker.mode is not TradingMode.LIVE or not broker.session_status().connected:
+                log.warning(
+                    "FEED_BROKER_USER %s has no live broker session; streaming the simulated "
+                    "market until the next reconnection",
+                    username,
+                )
+                return None
+            return broker.feed()
+        except DalalError as e:
+            log.warning("live market data unavailable (%s); streaming the simulated market", e)
+            return None
 
     def feed_key(self, symbol: str, exchange: str) -> tuple[str, str] | None:
         """(exchange, symbol) of a listed instrument, None when there is no such contract."""
@@ -222,7 +257,13 @@ class Desk:
         from services.feed.server import FeedServerSettings, MarketFeedServer
 
         market = self.market
-        self.feed.add_consumer(sandbox_matcher(self.sandbox, lambda: market.master))
+        match = sandbox_matcher(self.sandbox, lambda: market.master)
+
+        def paper_matcher(ticks: list[Tick]) -> None:
+            if not self.feed_is_live:  # the paper exchange fills on the simulated market
+                match(ticks)
+
+        self.feed.add_consumer(paper_matcher)
         if self.settings.redis_url:
             from services.feed.relay import RedisRelay
 
