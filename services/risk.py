@@ -19,6 +19,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from time import monotonic
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError
+
 from database.engine import DatabaseName
 from database.models import RiskLimit
 from services.errors import InvalidRequest, RiskRejected
@@ -105,11 +107,7 @@ class RiskRules:
                 self._cache[user_id] = (limits, monotonic() + REFRESH_SECONDS)
         return limits
 
-    def update(self, user_id: int, limits: RiskLimits, *, actor: str) -> RiskLimits:
-        """Validate, save and audit new limits; returns them as stored."""
-        errors = validation_errors(limits)
-        if errors:
-            raise InvalidRequest(_summary(errors), errors=errors)
+    def _store(self, user_id: int, limits: RiskLimits) -> tuple[RiskLimits, RiskLimits]:
         with self._desk.databases.session(DatabaseName.MAIN) as session:
             row = session.get(RiskLimit, user_id)
             before = NO_LIMITS if row is None else _from_row(row)
@@ -121,7 +119,18 @@ class RiskRules:
             row.max_daily_loss_paise = _to_paise(limits.max_daily_loss)
             row.kill_switch = limits.kill_switch
             row.updated_at = self._desk.clock.now()
-            after = _from_row(row)
+            return before, _from_row(row)
+
+    def update(self, user_id: int, limits: RiskLimits, *, actor: str) -> RiskLimits:
+        """Validate, save and audit new limits; returns them as stored."""
+        errors = validation_errors(limits)
+        if errors:
+            raise InvalidRequest(_summary(errors), errors=errors)
+        try:
+            before, after = self._store(user_id, limits)
+        except IntegrityError:
+            # Two first saves at once (two tabs): the other inserted the row; update it.
+            before, after = self._store(user_id, limits)
         with self._lock:
             self._version += 1
             self._cache.pop(user_id, None)

@@ -135,3 +135,29 @@ def test_the_latency_page_lists_each_operation(
     page = signed_in.get("/settings/latency").get_data(as_text=True)
     assert 'data-broker="zerodha"' in page and 'data-operation="positions"' in page
     assert signed_in.get("/settings/latency?window=forever").status_code == 400
+
+
+def test_semi_auto_on_a_live_broker_holds_orders_and_blocks_changes(
+    live_app: Flask, signed_in: FlaskClient, kite: FakeKite, trader: UserView
+) -> None:
+    connect_zerodha(signed_in, kite)
+    use = {"csrf_token": form(signed_in), "broker": "zerodha"}
+    assert signed_in.post("/settings/broker/use", data=use).status_code == 302
+    desk = desk_of(live_app)
+    desk.action_center.set_mode(trader.id, "semi_auto", actor=trader.username)
+    key = desk.api_keys.create(trader.id)
+    client = live_app.test_client()
+    order = {"apikey": key, "symbol": "SBIN", "exchange": "NSE", "action": "BUY", "quantity": 1}
+    held = client.post("/api/v1/placeorder", json=order).get_json()
+    assert held["mode"] == "semi_auto" and kite.orders_placed == 0
+    # API.md 1.7: against a live broker, changing or closing is the trader's alone.
+    for endpoint, body, words in (
+        ("cancelorder", {"orderid": "1"}, "Cancel order operation is not allowed"),
+        ("modifyorder", {"orderid": "1", "pricetype": "MARKET", "quantity": 1}, "Modify order"),
+        ("cancelallorder", {}, "Cancel all orders operation is not allowed"),
+        ("closeposition", {}, "Close position operation is not allowed"),
+    ):
+        refused = client.post(f"/api/v1/{endpoint}", json={"apikey": key, **body})
+        assert refused.status_code == 403 and words in refused.get_json()["message"]
+    approved = desk.action_center.approve(trader.id, held["pending_order_id"], actor="trader")
+    assert approved.status == "approved" and kite.orders_placed == 1
