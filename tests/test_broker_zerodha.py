@@ -368,6 +368,17 @@ def test_derivative_orders_use_kites_names_and_report_dalals(
     assert listed.symbol == PUT
 
 
+def test_lot_counted_exchanges_are_refused_before_kite_sees_them(
+    trader: ZerodhaBroker, kite: FakeKite
+) -> None:
+    # Kite counts MCX and currency quantities in lots; sending Dalal's units would multiply
+    # the order by its lot size, so the adapter refuses rather than guess.
+    for exchange, symbol in (("MCX", "CRUDEOIL19DEC26FUT"), ("CDS", "USDINR29DEC26FUT")):
+        with pytest.raises(OrderRejected, match="counts their quantity in lots"):
+            trader.place_order(OrderRequest(symbol, exchange, Side.BUY, 100, Product.NRML))
+    assert kite.orders_placed == 0
+
+
 def test_holdings_count_t1_shares(trader: ZerodhaBroker) -> None:
     (holding,) = trader.holdings()
     assert (holding.symbol, holding.exchange, holding.quantity) == ("INFY", "NSE", 10)

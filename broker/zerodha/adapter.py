@@ -78,6 +78,10 @@ def _rejection(message: str) -> OrderRejected:
     return InsufficientFunds(message) if _NO_FUNDS.search(message) else OrderRejected(message)
 
 
+# Exchanges whose quantities Kite counts in lots (Dalal counts units everywhere).
+LOT_COUNTED = frozenset({"MCX", "CDS", "BCD"})
+
+
 @register
 class ZerodhaBroker(LiveBroker):
     name = "zerodha"
@@ -309,6 +313,14 @@ class ZerodhaBroker(LiveBroker):
             raise OrderRejected(
                 f"{request.symbol} on {request.exchange} is an index and cannot be traded"
             )
+        if request.exchange in LOT_COUNTED:
+            # Kite counts MCX and currency quantities in lots, Dalal in units; until the two
+            # are converted both ways, refusing is the only answer that cannot multiply an
+            # order by its lot size.
+            raise OrderRejected(
+                f"{request.exchange} orders through Zerodha are not supported yet: Kite counts "
+                "their quantity in lots. Place them on Kite directly."
+            )
         try:
             kite_exchange, tradingsymbol, _ = self._kite_name(request.symbol, request.exchange)
         except NotFound as error:
@@ -370,6 +382,11 @@ class ZerodhaBroker(LiveBroker):
 
     def modify_order(self, request: ModifyRequest) -> OrderReport:
         current = self._live(request.order_id, "modified")
+        if current.get("exchange") in LOT_COUNTED:
+            raise OrderRejected(
+                f"{current.get('exchange')} orders through Zerodha cannot be modified from "
+                "Dalal yet: Kite counts their quantity in lots."
+            )
         params = mapping.modify_params(request)
         variety = current.get("variety") or mapping.VARIETY
         kite = self._client()
