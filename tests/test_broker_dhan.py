@@ -697,3 +697,14 @@ def test_quote_oi_and_disconnect_packets(live: DhanBroker) -> None:
     with pytest.raises(SourceDropped, match="access token expired"):
         source._ticks(struct.pack("<BHBIH", 50, 10, 0, 0, 807))
     assert live.session_status().needs_login
+
+
+def test_commodity_and_currency_orders_are_refused_until_their_units_are_proven(
+    broker: DhanBroker, fake: FakeDhan
+) -> None:
+    log_in(broker)
+    before = fake.orders_placed
+    for exchange, symbol in (("MCX", "CRUDEOIL19DEC26FUT"), ("CDS", "USDINR29DEC26FUT")):
+        with pytest.raises(OrderRejected, match="not supported yet"):
+            broker.place_order(OrderRequest(symbol, exchange, Side.BUY, 100, Product.NRML))
+    assert fake.orders_placed == before

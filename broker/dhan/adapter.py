@@ -127,6 +127,10 @@ def _http_url(url: str) -> str:
     return url
 
 
+# Segments whose order quantity unit (lots or units) is unverified for Dhan.
+UNVERIFIED_UNITS = frozenset({"MCX", "CDS", "BCD"})
+
+
 @register
 class DhanBroker(LiveBroker):
     name = "dhan"
@@ -451,6 +455,13 @@ class DhanBroker(LiveBroker):
     # ------------------------------------------------------------------ orders
 
     def place_order(self, request: OrderRequest) -> OrderReport:
+        if request.exchange in UNVERIFIED_UNITS:
+            # Whether Dhan counts these quantities in lots or units is not yet proven against
+            # Dhan itself; a wrong guess multiplies an order by its lot size, so refuse.
+            raise OrderRejected(
+                f"{request.exchange} orders through Dhan are not supported yet. "
+                "Place them on Dhan directly."
+            )
         contract = self._contract(request.symbol, request.exchange)
         if contract.instrument.instrument_type is InstrumentType.INDEX:
             raise OrderRejected(f"{request.symbol} is an index and cannot be traded.")
