@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
@@ -35,6 +35,7 @@ from services.errors import (
     BrokerUnavailable,
     DalalError,
     NotFound,
+    OrderRejected,
 )
 from services.market.model import Instrument
 
@@ -81,6 +82,9 @@ class LiveBroker(Broker):
     # Calls a second this desk allows itself (the broker's published limit, with headroom).
     calls_per_second: ClassVar[float] = 8.0
     backoff_seconds: ClassVar[float] = FIRST_BACKOFF_SECONDS
+    # Exchanges this adapter refuses orders on, and why (e.g. a quantity unit it does not
+    # convert yet): refusing is the only safe answer when a guess could multiply an order.
+    untradable: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, user_id: int, desk: Desk) -> None:
         super().__init__(user_id, desk)
@@ -151,6 +155,14 @@ class LiveBroker(Broker):
             return SessionStatus(False, self.expired_message(), needs_login=True)
         ends = found.expires_at.astimezone(IST).strftime("%H:%M")
         return SessionStatus(True, f"Logged in until {ends} IST.")
+
+    def ensure_tradable(self, exchange: str) -> None:
+        """Refuse an order (new or changed) on an exchange this adapter cannot trade safely."""
+        reason = self.untradable.get(exchange)
+        if reason:
+            raise OrderRejected(
+                f"{exchange} orders through {self.display_name} are not supported yet: {reason}"
+            )
 
     # ------------------------------------------------------------------ the master contract
 

@@ -127,10 +127,6 @@ def _http_url(url: str) -> str:
     return url
 
 
-# Segments whose order quantity unit (lots or units) is unverified for Dhan.
-UNVERIFIED_UNITS = frozenset({"MCX", "CDS", "BCD"})
-
-
 @register
 class DhanBroker(LiveBroker):
     name = "dhan"
@@ -143,6 +139,11 @@ class DhanBroker(LiveBroker):
     )
     session_cutoff = None  # a token lives ~24 h from issue; its own expiry ends the session
     calls_per_second = 16.0
+    # Whether Dhan counts these quantities in lots or units is not yet proven against Dhan.
+    untradable = dict.fromkeys(
+        ("MCX", "CDS", "BCD"),
+        "their quantity unit is not yet verified. Place them on Dhan directly.",
+    )
     chart_calls_per_second: ClassVar[float] = 4.0
     quote_calls_per_second: ClassVar[float] = 1.0
     http_timeout_seconds: ClassVar[float] = 10.0
@@ -455,13 +456,7 @@ class DhanBroker(LiveBroker):
     # ------------------------------------------------------------------ orders
 
     def place_order(self, request: OrderRequest) -> OrderReport:
-        if request.exchange in UNVERIFIED_UNITS:
-            # Whether Dhan counts these quantities in lots or units is not yet proven against
-            # Dhan itself; a wrong guess multiplies an order by its lot size, so refuse.
-            raise OrderRejected(
-                f"{request.exchange} orders through Dhan are not supported yet. "
-                "Place them on Dhan directly."
-            )
+        self.ensure_tradable(request.exchange)
         contract = self._contract(request.symbol, request.exchange)
         if contract.instrument.instrument_type is InstrumentType.INDEX:
             raise OrderRejected(f"{request.symbol} is an index and cannot be traded.")
@@ -523,6 +518,7 @@ class DhanBroker(LiveBroker):
 
     def modify_order(self, request: ModifyRequest) -> OrderReport:
         current = self.order(request.order_id)
+        self.ensure_tradable(current.exchange)
         if not current.status.is_live:
             raise OrderRejected(
                 f"Order {request.order_id} is {current.status.value}; it cannot be modified."

@@ -78,10 +78,6 @@ def _rejection(message: str) -> OrderRejected:
     return InsufficientFunds(message) if _NO_FUNDS.search(message) else OrderRejected(message)
 
 
-# Exchanges whose quantities Kite counts in lots (Dalal counts units everywhere).
-LOT_COUNTED = frozenset({"MCX", "CDS", "BCD"})
-
-
 @register
 class ZerodhaBroker(LiveBroker):
     name = "zerodha"
@@ -94,6 +90,11 @@ class ZerodhaBroker(LiveBroker):
     )
     session_cutoff = time(6, 0)  # Kite's access tokens expire at 06:00 IST the next morning
     calls_per_second = 9.0  # Kite allows 10 a second per API key
+    # Kite counts MCX and currency quantities in lots; Dalal counts units everywhere.
+    untradable = dict.fromkeys(
+        ("MCX", "CDS", "BCD"),
+        "Kite counts their quantity in lots. Place them on Kite directly.",
+    )
     # Seconds the SDK waits for Kite's answer (its own default) before the call times out.
     request_timeout: ClassVar[float] = 7.0
 
@@ -313,14 +314,7 @@ class ZerodhaBroker(LiveBroker):
             raise OrderRejected(
                 f"{request.symbol} on {request.exchange} is an index and cannot be traded"
             )
-        if request.exchange in LOT_COUNTED:
-            # Kite counts MCX and currency quantities in lots, Dalal in units; until the two
-            # are converted both ways, refusing is the only answer that cannot multiply an
-            # order by its lot size.
-            raise OrderRejected(
-                f"{request.exchange} orders through Zerodha are not supported yet: Kite counts "
-                "their quantity in lots. Place them on Kite directly."
-            )
+        self.ensure_tradable(request.exchange)
         try:
             kite_exchange, tradingsymbol, _ = self._kite_name(request.symbol, request.exchange)
         except NotFound as error:
@@ -382,11 +376,7 @@ class ZerodhaBroker(LiveBroker):
 
     def modify_order(self, request: ModifyRequest) -> OrderReport:
         current = self._live(request.order_id, "modified")
-        if current.get("exchange") in LOT_COUNTED:
-            raise OrderRejected(
-                f"{current.get('exchange')} orders through Zerodha cannot be modified from "
-                "Dalal yet: Kite counts their quantity in lots."
-            )
+        self.ensure_tradable(str(current.get("exchange", "")))
         params = mapping.modify_params(request)
         variety = current.get("variety") or mapping.VARIETY
         kite = self._client()
