@@ -12,12 +12,14 @@ written to the audit trail.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from database.models import PendingOrder, User
 from services.clock import IST
@@ -243,12 +245,7 @@ class ActionCenter:
     def pending(self, user_id: int) -> list[PendingView]:
         self.expire_stale()
         with self._db.session() as session:
-            rows = session.scalars(
-                select(PendingOrder)
-                .where(PendingOrder.user_id == user_id, PendingOrder.status == PENDING)
-                .order_by(PendingOrder.id)
-            ).all()
-            return [_view(row) for row in rows]
+            return [_view(row) for row in _pending_rows(session, user_id)]
 
     def pending_count(self, user_id: int) -> int:
         self.expire_stale()
@@ -442,12 +439,7 @@ class ActionCenter:
         just decided, for the Decisions table)."""
         now = self._desk.clock.now()
         with self._db.session() as session:
-            rows = session.scalars(
-                select(PendingOrder)
-                .where(PendingOrder.user_id == user_id, PendingOrder.status == PENDING)
-                .order_by(PendingOrder.id)
-            ).all()
-            pending = [_view(row).as_json(now) for row in rows]
+            pending = [_view(row).as_json(now) for row in _pending_rows(session, user_id)]
             mode = session.scalar(select(User.order_mode).where(User.id == user_id))
         self._desk.events.publish(
             ACTION_CENTER,
@@ -459,6 +451,15 @@ class ActionCenter:
                 "order_mode": mode,
             },
         )
+
+
+def _pending_rows(session: Session, user_id: int) -> Sequence[PendingOrder]:
+    """The user's orders awaiting a decision, oldest first."""
+    return session.scalars(
+        select(PendingOrder)
+        .where(PendingOrder.user_id == user_id, PendingOrder.status == PENDING)
+        .order_by(PendingOrder.id)
+    ).all()
 
 
 def _reason(text: str) -> str:

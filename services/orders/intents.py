@@ -305,19 +305,10 @@ class GttOrder(Intent):
 
     @property
     def legs(self) -> list[OrderRequest]:
-        spec = self.spec
-        return [
-            OrderRequest(
-                symbol=spec.symbol,
-                exchange=spec.exchange,
-                side=spec.side,
-                quantity=spec.quantity,
-                product=spec.product,
-                price_type=spec.price_type,
-                price=spec.price or spec.target or spec.stoploss,
-                strategy=spec.strategy,
-            )
-        ]
+        """The order(s) it may place when triggered, as the GTT book itself builds them."""
+        from services.sandbox.gtt import legs_of
+
+        return [leg.request for leg in legs_of(self.spec)]
 
     def vet(self, desk: Desk, trader: Trader) -> None:
         # A GTT places nothing now: its orders meet the risk rules when they fire.

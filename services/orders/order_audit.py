@@ -13,6 +13,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from services.events import ORDER, TRADE, EventBus
+from services.orders.intents import request_to_json
 from services.orders.model import OrderReport, OrderRequest, OrderStatus, TradeReport
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class OrderAudit:
     def placed(self, user_id: int, actor: str, request: OrderRequest, report: OrderReport) -> None:
         rejected = report.status is OrderStatus.REJECTED
         details: dict[str, Any] = {
-            **_request_details(request),
+            **request_to_json(request),
             "status": report.status.value,
         }
         if rejected:
@@ -46,7 +47,7 @@ class OrderAudit:
 
     def refused(self, user_id: int, actor: str, request: OrderRequest, reason: str) -> None:
         """Stopped before any broker saw it (a risk rule, the broker's refusal to accept)."""
-        details = {**_request_details(request), "reason": reason}
+        details = {**request_to_json(request), "reason": reason}
         self._audit.record("order.refused", actor=actor, user_id=user_id, details=details)
 
     def changed(self, user_id: int, actor: str, operation: str, report: OrderReport) -> None:
@@ -105,19 +106,3 @@ class OrderAudit:
             if len(self._written) > _REMEMBERED:
                 self._written.popitem(last=False)
             return True
-
-
-def _request_details(request: OrderRequest) -> dict[str, Any]:
-    return {
-        "symbol": request.symbol,
-        "exchange": request.exchange,
-        "side": request.side.value,
-        "quantity": request.quantity,
-        "product": request.product.value,
-        "price_type": request.price_type.value,
-        "price": request.price,
-        "trigger_price": request.trigger_price,
-        "source": request.source.value,
-        "strategy": request.strategy,
-        "algo_id": request.algo_id,
-    }
