@@ -13,18 +13,8 @@
   });
   var grouped = new Intl.NumberFormat("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (key) {
-      if (key === "text") node.textContent = attrs[key];
-      else if (key === "className") node.className = attrs[key];
-      else node.setAttribute(key, attrs[key]);
-    });
-    (children || []).forEach(function (child) {
-      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
-    });
-    return node;
-  }
+  var books = window.dalalBooks; // loaded first: its row and form helpers
+  var el = books.el;
   function when(iso) {
     return iso ? ist.format(new Date(iso)).replace(",", "") + " IST" : "\u2014";
   }
@@ -32,10 +22,6 @@
     if (seconds < 60) return seconds + " s";
     if (seconds < 3600) return Math.floor(seconds / 60) + " min";
     return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
-  }
-  function csrf() {
-    var input = document.querySelector('input[name="csrf_token"]');
-    return input ? input.value : "";
   }
   function hidden(name, value) {
     return el("input", { type: "hidden", name: name, value: value });
@@ -45,7 +31,7 @@
       method: "post", className: "inline", "data-ajax": "",
       action: "/action-center/" + item.id + "/approve",
     }, [
-      hidden("csrf_token", csrf()), hidden("next", "action_center.index"),
+      hidden("csrf_token", books.csrfToken()), hidden("next", "action_center.index"),
       el("button", { type: "submit", className: "small primary", "aria-label": "Approve order " + item.id, text: "Approve" }),
     ]);
     var reject = el("button", {
@@ -89,10 +75,7 @@
       outcome,
     ]);
   }
-  function syncEmpty(tbody) {
-    var empty = tbody.querySelector("tr.empty");
-    if (empty) empty.hidden = tbody.querySelectorAll("tr:not(.empty)").length > 0;
-  }
+  var syncEmpty = books.syncEmpty;
   function redraw(state) {
     if (pendingBody) {
       // Rows are kept, added and removed by id, never rebuilt: a keyboard user's place in

@@ -5,7 +5,8 @@
 (function () {
   "use strict";
   if (window.dalalBooks) return;
-  window.dalalBooks = true;
+  // Shared with page scripts that build rows of their own (action_center.js).
+  window.dalalBooks = { el: el, csrfToken: csrfToken, syncEmpty: syncEmpty };
 
   var MINUS = "\u2212";
   var grouped = new Intl.NumberFormat("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
