@@ -20,7 +20,7 @@ from services.accounts import UserView
 from services.action_center import PendingView, holds_for_approval
 from services.clock import IST, FixedClock
 from services.desk import Desk
-from services.errors import Conflict, InvalidRequest, RiskRejected
+from services.errors import Conflict, InvalidRequest, NotFound, RiskRejected
 from services.events import ACTION_CENTER
 from services.orders.intents import Basket, Execution, SingleOrder, SmartOrder, default_algo_id
 from services.orders.model import OrderRequest, Product, Side, Source
@@ -336,7 +336,7 @@ def test_another_users_pending_order_is_not_found(
         trader_of(desk, semi_auto), SingleOrder(desk.orders.check(sbin()))
     )
     other = desk.accounts.create_user("other", "o@example.com", "Nifty-Straddle-2026")
-    with pytest.raises(Exception, match="not found"):
+    with pytest.raises(NotFound, match="not found"):
         desk.action_center.approve(other.id, queued.id, actor="other")
     assert desk.action_center.get(semi_auto.id, queued.id).status == "pending"
 

@@ -24,7 +24,6 @@ import pytest
 from app import create_app
 from broker.base import Broker, TradingMode, broker_for, registered_brokers
 from config import Settings
-from services.broker_accounts import BrokerCredentials
 from services.clock import IST
 from services.desk import Desk
 from services.feed.model import FeedMode, Tick
@@ -55,21 +54,6 @@ class Connected:
     fake: Any = None
 
 
-def _endpoints(name: str, fake: Any) -> str:
-    if name == "zerodha":
-        return (
-            f"zerodha.api={fake.api_url},zerodha.login={fake.login_url},"
-            f"zerodha.ticker={fake.ticker_url}"
-        )
-    return f"dhan.api={fake.api_url},dhan.auth={fake.auth_url},dhan.feed={fake.feed_url}"
-
-
-def _credentials(name: str, fake: Any) -> BrokerCredentials:
-    if name == "zerodha":
-        return BrokerCredentials(fake.api_key, fake.api_secret, "AB1234")
-    return BrokerCredentials(fake.app_id, fake.app_secret, fake.client_id)
-
-
 def log_in(broker: Broker) -> None:
     """The trader's round trip: the broker's login page redirects to the desk's callback."""
     callback = "http://127.0.0.1:5000/settings/broker/" + broker.name + "/callback"
@@ -96,12 +80,12 @@ def connected(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Connec
     if name in LIVE:
         module, cls = LIVE[name]
         fake = getattr(importlib.import_module(module), cls).start()
-        overrides["BROKER_ENDPOINTS"] = _endpoints(name, fake)
+        overrides["BROKER_ENDPOINTS"] = fake.endpoints
     app = create_app(Settings.from_mapping(desk_env(tmp_path, **overrides)))
     desk = desk_of(app)
     user = make_user(app)
     if fake is not None:
-        desk.broker_accounts.save_credentials(user.id, name, _credentials(name, fake))
+        desk.broker_accounts.save_credentials(user.id, name, fake.credentials)
     broker = broker_for(name, user.id, desk)
     try:
         if fake is not None:

@@ -68,7 +68,7 @@ def fake(clock: FixedClock) -> Iterator[FakeDhan]:
 @pytest.fixture
 def dhan_app(tmp_path: Path, clock: FixedClock, fake: FakeDhan) -> Iterator[Flask]:
     settings = Settings.from_mapping(
-        desk_env(tmp_path, BROKER_ENDPOINTS=fake.broker_endpoints)
+        desk_env(tmp_path, BROKER_ENDPOINTS=fake.endpoints)
     ).with_overrides(testing=True)
     flask_app = create_app(settings, clock=clock)
     yield flask_app
@@ -83,13 +83,7 @@ def desk(dhan_app: Flask) -> Desk:
 @pytest.fixture
 def trader(desk: Desk, fake: FakeDhan) -> UserView:
     user = desk.accounts.create_user("trader", "trader@example.com", STRONG_PASSWORD)
-    desk.broker_accounts.save_credentials(
-        user.id,
-        "dhan",
-        BrokerCredentials(
-            api_key=fake.app_id, api_secret=fake.app_secret, client_id=fake.client_id
-        ),
-    )
+    desk.broker_accounts.save_credentials(user.id, "dhan", fake.credentials)
     return user
 
 

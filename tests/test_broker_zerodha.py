@@ -102,9 +102,7 @@ def desk(app: Flask) -> Desk:
 
 @pytest.fixture
 def zerodha(desk: Desk, user: UserView, kite: FakeKite) -> ZerodhaBroker:
-    desk.broker_accounts.save_credentials(
-        user.id, "zerodha", BrokerCredentials(kite.api_key, kite.api_secret, kite.user_id)
-    )
+    desk.broker_accounts.save_credentials(user.id, "zerodha", kite.credentials)
     found = broker_for("zerodha", user.id, desk)
     assert isinstance(found, ZerodhaBroker)
     return found

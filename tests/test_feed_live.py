@@ -16,7 +16,7 @@ from flask import Flask
 from app import create_app
 from broker.base import broker_for
 from config import Settings
-from services.broker_accounts import BrokerCredentials, select_broker
+from services.broker_accounts import select_broker
 from services.feed.model import FeedMode, Tick
 from tests.conftest import desk_env, desk_of, free_port, make_user
 from tests.fakes.kite import FakeKite
@@ -44,9 +44,7 @@ def build(tmp_path: Path, kite: FakeKite) -> Flask:
 def log_in_to_kite(app: Flask, kite: FakeKite) -> None:
     desk = desk_of(app)
     user = make_user(app)
-    desk.broker_accounts.save_credentials(
-        user.id, "zerodha", BrokerCredentials(kite.api_key, kite.api_secret, kite.user_id)
-    )
+    desk.broker_accounts.save_credentials(user.id, "zerodha", kite.credentials)
     broker = broker_for("zerodha", user.id, desk)
     redirect = httpx.get(broker.login_url(kite.redirect_url), follow_redirects=False)
     broker.complete_login(dict(parse_qsl(urlsplit(redirect.headers["location"]).query)))

@@ -38,6 +38,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from services.broker_accounts import BrokerCredentials
 from services.clock import IST
 
 CENT = Decimal("0.01")
@@ -282,7 +283,12 @@ class FakeDhan:
         return f"ws://127.0.0.1:{self._ws.socket.getsockname()[1]}"
 
     @property
-    def broker_endpoints(self) -> str:
+    def credentials(self) -> BrokerCredentials:
+        """What the trader enters on Settings -> Broker for this fake's app."""
+        return BrokerCredentials(self.app_id, self.app_secret, self.client_id)
+
+    @property
+    def endpoints(self) -> str:
         """The desk's BROKER_ENDPOINTS value pointing every Dhan address here."""
         return (
             f"dhan.api={self.api_url},dhan.auth={self.auth_url},"

@@ -41,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
+from services.broker_accounts import BrokerCredentials
 from services.clock import IST
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -432,6 +433,11 @@ class FakeKite:
     def ticker_url(self) -> str:
         assert self._ws is not None
         return f"ws://127.0.0.1:{self._ws.socket.getsockname()[1]}"
+
+    @property
+    def credentials(self) -> BrokerCredentials:
+        """What the trader enters on Settings -> Broker for this fake's app."""
+        return BrokerCredentials(self.api_key, self.api_secret, self.user_id)
 
     @property
     def endpoints(self) -> str:
